@@ -1,0 +1,107 @@
+"""Entry point of the ``cs`` console script: the top-level group, logging, and error → exit code mapping.
+
+Subcommand modules are imported only when their command runs, so ``cs --version`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from cloudstation import __version__
+from cloudstation.errors import CsError, ExitCode
+
+# command name -> "module:attribute" of its click command or group
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "events": ("cloudstation.cli.events_cmd:events", "Publish, inspect and replay deployment events."),
+    "nats": ("cloudstation.cli.nats_cmd:nats", "Set up, check or run the NATS JetStream server."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            target = self._lazy[cmd_name][0]
+            module, attr = target.split(":")
+            cmd = getattr(importlib.import_module(module), attr)
+            assert isinstance(cmd, click.Command)
+            return cmd
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self._lazy[name][1]) for name in sorted(self._lazy)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose > 1:
+        level = logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("cs: %(levelname)s: %(message)s"))
+    root = logging.getLogger("cloudstation")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    # nats-py logs some internal races with tracebacks; our own messages say what matters.
+    nats_log = logging.getLogger("nats")
+    nats_log.handlers[:] = [handler] if verbose > 1 else [logging.NullHandler()]
+    nats_log.propagate = False
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, "--version", prog_name="cs")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+def cli(verbose: int, quiet: bool) -> None:
+    """cs: CloudStation deployment orchestrator.
+
+    Runs deployments and reports every step to the platform as NATS JetStream events. An event is
+    either stored and acknowledged by JetStream, or kept in the local outbox and retried.
+
+    NATS is configured from the environment: NATS_SERVERS, NATS_CLIENT_PRIVATE_KEY or NATS_CREDS,
+    NATS_STREAM_PREFIX, NATS_CA_FILE, NATS_PUBLISH_TIMEOUT, NATS_FLUSH_TIMEOUT, CS_DELIVERY_TIMEOUT;
+    the outbox lives in CS_STATE_DIR (default $NOMAD_ALLOC_DIR/cs, else the user state directory).
+    """
+    _setup_logging(verbose, quiet)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``cs``; a :class:`CsError` becomes one line on stderr and its exit code, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="cs", standalone_mode=False)
+    except CsError as exc:
+        click.echo(f"cs: error: {exc}", err=True)
+        sys.exit(int(exc.exit_code))
+    except click.exceptions.Abort:
+        click.echo("cs: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("cs: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)

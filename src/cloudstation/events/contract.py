@@ -1,0 +1,279 @@
+"""The wire contract with the CloudStation backend: subjects, payloads, headers, validation.
+
+The backend already consumes these events, so field names, JSON types and subjects are fixed
+(ORIGINAL.md §3). Payloads are typed msgspec Structs, validated when built and encoded exactly once;
+an :class:`Event` is the encoded, addressed unit that the outbox stores and the publisher sends.
+
+Nothing of ours is imported here but the error hierarchy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, Literal
+
+import msgspec
+
+from cloudstation.errors import ContractError
+
+
+class EventKind(StrEnum):
+    """Every event the platform consumes, named by its subject (without prefix or deployment id)."""
+
+    STATUS_CHANGED = "deployment.status.changed"
+    SUCCEEDED = "deployment.succeeded"
+    FAILED = "deployment.failed"
+    JOB_DESTROYED = "job.destroyed"
+    BUILD_LOG = "build.log"
+    BUILD_LOG_END = "build.log.end"
+
+    @property
+    def per_deployment_subject(self) -> bool:
+        """True when the subject ends with ``.<deploymentId>``."""
+        return self in (EventKind.BUILD_LOG, EventKind.BUILD_LOG_END)
+
+    @property
+    def is_barrier(self) -> bool:
+        """Barrier events are published one at a time, after everything before them is acknowledged.
+
+        That is every lifecycle event, and ``build.log.end`` (no log line may follow it).
+        """
+        return self is not EventKind.BUILD_LOG
+
+
+# Header names carried by every event. ``Nats-Msg-Id`` is JetStream's de-duplication key.
+HEADER_MSG_ID: Final = "Nats-Msg-Id"
+HEADER_KIND: Final = "Cs-Event"
+HEADER_DEPLOYMENT: Final = "Cs-Deployment-Id"
+
+DeploymentStatus = Literal["IN_PROGRESS", "SUCCEEDED", "FAILED"]
+DeploymentType = Literal["git_repo", "image"]
+DestroyReason = Literal["delete", "upgrade_volume", "migrate_volume", "suspend_account", "pause_service"]
+LogOutput = Literal["stdout", "stderr"]
+LogEndStatus = Literal["success", "failed"]
+Phase = Literal["init", "clone", "build", "registry", "deploy", "release", "detect"]
+
+PHASES: Final[tuple[str, ...]] = ("init", "clone", "build", "registry", "deploy", "release", "detect")
+DESTROY_REASONS: Final[tuple[str, ...]] = (
+    "delete",
+    "upgrade_volume",
+    "migrate_volume",
+    "suspend_account",
+    "pause_service",
+)
+
+
+class _Payload(msgspec.Struct, forbid_unknown_fields=True, rename="camel", frozen=True):
+    """Base of every payload: camelCase on the wire, unknown fields rejected, every field required."""
+
+
+class StatusChanged(_Payload, frozen=True):
+    """``deployment.status.changed``."""
+
+    job_id: int
+    status: DeploymentStatus
+
+
+class DeploymentResult(_Payload, frozen=True):
+    """``deployment.succeeded`` and ``deployment.failed`` (same fields)."""
+
+    job_id: int
+    type: DeploymentType
+    deployment_id: str
+    service_id: str
+    team_id: str
+    user_id: str
+    owner_id: str
+
+
+class JobDestroyed(_Payload, frozen=True):
+    """``job.destroyed``; ``id`` is the service id."""
+
+    id: str
+    reason: DestroyReason
+
+
+class BuildLog(_Payload, frozen=True):
+    """``build.log.<deploymentId>``: one line of a deployment's output."""
+
+    deployment_id: str
+    job_id: int
+    service_id: str
+    owner_id: str
+    log_output: LogOutput
+    content: str
+    timestamp: int
+    sequence: int
+    phase: str
+
+
+class BuildLogEnd(_Payload, frozen=True):
+    """``build.log.end.<deploymentId>``: the deployment's log is complete."""
+
+    deployment_id: str
+    job_id: int
+    status: LogEndStatus
+
+
+Payload = StatusChanged | DeploymentResult | JobDestroyed | BuildLog | BuildLogEnd
+
+PAYLOAD_TYPES: Final[dict[EventKind, type[_Payload]]] = {
+    EventKind.STATUS_CHANGED: StatusChanged,
+    EventKind.SUCCEEDED: DeploymentResult,
+    EventKind.FAILED: DeploymentResult,
+    EventKind.JOB_DESTROYED: JobDestroyed,
+    EventKind.BUILD_LOG: BuildLog,
+    EventKind.BUILD_LOG_END: BuildLogEnd,
+}
+
+_ENCODER = msgspec.json.Encoder()
+# One subject token: no separators, wildcards or white space, and not empty.
+_TOKEN_RE = re.compile(r"[^.*>\s]+")
+
+
+def parse_kind(text: str) -> EventKind:
+    """The event kind named ``text`` (a contract subject without prefix), or a clear error."""
+    try:
+        return EventKind(text)
+    except ValueError:
+        known = ", ".join(k.value for k in EventKind)
+        raise ContractError(f"unknown event kind {text!r} (known: {known})") from None
+
+
+def validate_deployment_id(value: str, *, field: str = "deploymentId") -> str:
+    """Return ``value`` if it can be used as one subject token, else raise :class:`ContractError`."""
+    if not value:
+        raise ContractError(f"{field} is empty; it is needed in the subject")
+    if not _TOKEN_RE.fullmatch(value):
+        raise ContractError(
+            f"{field} {value!r} cannot be used in a subject (it must not contain '.', '*', '>' or white space)"
+        )
+    return value
+
+
+def decode_payload(kind: EventKind, data: bytes | str) -> Payload:
+    """Decode and validate JSON ``data`` as the payload of ``kind``; errors name the field."""
+    try:
+        payload: Payload = msgspec.json.decode(data, type=PAYLOAD_TYPES[kind])  # type: ignore[assignment]
+    except msgspec.ValidationError as exc:
+        raise ContractError(f"invalid {kind.value} payload: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ContractError(f"invalid {kind.value} payload: not valid JSON ({exc})") from None
+    return payload
+
+
+def payload_from_dict(kind: EventKind, data: dict[str, Any]) -> Payload:
+    """Validate a wire-shaped dict (camelCase keys) as the payload of ``kind``."""
+    try:
+        payload: Payload = msgspec.convert(data, type=PAYLOAD_TYPES[kind])  # type: ignore[assignment]
+    except msgspec.ValidationError as exc:
+        raise ContractError(f"invalid {kind.value} payload: {exc}") from None
+    return payload
+
+
+def new_msg_id() -> str:
+    """A fresh, unique ``Nats-Msg-Id`` (128 random bits, hex)."""
+    return os.urandom(16).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One addressed, encoded event: what the outbox stores and the publisher sends.
+
+    ``subject`` already carries the stream prefix. ``deployment_id`` is ``""`` for events that belong
+    to no deployment (``job.destroyed``) or whose deployment is unknown.
+    """
+
+    kind: EventKind
+    subject: str
+    data: bytes
+    msg_id: str
+    deployment_id: str = ""
+
+    @property
+    def is_barrier(self) -> bool:
+        return self.kind.is_barrier
+
+    def headers(self) -> dict[str, str]:
+        """The NATS headers sent with this event."""
+        headers = {HEADER_MSG_ID: self.msg_id, HEADER_KIND: self.kind.value}
+        if self.deployment_id:
+            headers[HEADER_DEPLOYMENT] = self.deployment_id
+        return headers
+
+
+def subject_for(kind: EventKind, *, prefix: str = "", deployment_id: str = "") -> str:
+    """The full subject of an event of ``kind``."""
+    subject = kind.value
+    if kind.per_deployment_subject:
+        subject = f"{subject}.{validate_deployment_id(deployment_id)}"
+    return f"{prefix}.{subject}" if prefix else subject
+
+
+def make_event(
+    kind: EventKind,
+    payload: Payload,
+    *,
+    prefix: str = "",
+    deployment_id: str = "",
+    msg_id: str | None = None,
+) -> Event:
+    """Address and encode ``payload`` as an event of ``kind``.
+
+    The deployment id comes from the payload when it has one; ``deployment_id`` names it for
+    ``deployment.status.changed`` (whose payload has only the job id) so ordering and the
+    ``Cs-Deployment-Id`` header still apply.
+    """
+    expected = PAYLOAD_TYPES[kind]
+    if not isinstance(payload, expected):
+        raise ContractError(f"{kind.value} takes a {expected.__name__} payload, not {type(payload).__name__}")
+    dep = getattr(payload, "deployment_id", "") or deployment_id
+    if dep:
+        validate_deployment_id(dep)
+    return Event(
+        kind=kind,
+        subject=subject_for(kind, prefix=prefix, deployment_id=dep),
+        data=_ENCODER.encode(payload),
+        msg_id=msg_id or new_msg_id(),
+        deployment_id=dep,
+    )
+
+
+def encode_payload(payload: Payload) -> bytes:
+    """The JSON bytes of ``payload`` exactly as they go on the wire."""
+    return _ENCODER.encode(payload)
+
+
+def unprefixed(subject: str, prefix: str) -> str:
+    """``subject`` without the stream prefix (``subject`` unchanged when it has none)."""
+    if prefix and subject.startswith(prefix + "."):
+        return subject[len(prefix) + 1 :]
+    return subject
+
+
+def kind_of_subject(subject: str, prefix: str = "") -> EventKind | None:
+    """The event kind a (prefixed) subject carries, or None when it is not a contract subject."""
+    bare = unprefixed(subject, prefix)
+    if bare.startswith("build.log.end."):
+        return EventKind.BUILD_LOG_END
+    if bare.startswith("build.log."):
+        return EventKind.BUILD_LOG
+    try:
+        return EventKind(bare)
+    except ValueError:
+        return None
+
+
+def stream_subjects(prefix: str) -> list[str]:
+    """The subjects a stream must cover to hold every contract event."""
+    if prefix:
+        return [f"{prefix}.>"]
+    return ["deployment.>", "job.destroyed", "build.log.>"]
+
+
+def sample_subjects(prefix: str) -> list[str]:
+    """One concrete subject per kind (deployment id ``x``), for checking that a stream covers them."""
+    return [subject_for(k, prefix=prefix, deployment_id="x") for k in EventKind]

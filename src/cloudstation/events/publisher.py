@@ -1,0 +1,561 @@
+"""The only component that talks to NATS: delivers the outbox to JetStream, in order, exactly once.
+
+One asyncio task per process reads this process's outbox rows in sequence order and publishes them:
+
+- ``build.log`` lines are pipelined: up to ``window`` messages in flight, each with its own reply
+  subject on one wildcard inbox subscription, so thousands of PubAcks can be outstanding.
+- Every other event is a *barrier*: it is published only after everything before it has been
+  acknowledged, then alone: publish → PubAck → ``flush()`` bounded by the flush timeout (a flush
+  failure is a warning: the PubAck already proves the event is stored).
+- A row leaves the outbox only after its PubAck. A missing PubAck is ambiguous (the message may be
+  stored), so the publisher rewinds to the oldest unacknowledged event and sends again with the same
+  ``Nats-Msg-Id``; JetStream's duplicate window turns the repeats into no-ops.
+- A definite refusal (no stream for the subject, permission denied, payload too large) parks the event,
+  and every later event of the same deployment, for this pass; they stay in the outbox, are reported,
+  and are tried again later (``cs nats setup`` may have fixed the cause meanwhile).
+- Reconnects have no attempt limit while there is work; disconnect and reconnect are logged once each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloudstation.errors import AuthError, DeliveryError
+from cloudstation.events.contract import Event
+from cloudstation.events.outbox import Outbox, StoredEvent
+from cloudstation.natsconn import NatsSettings
+
+log = logging.getLogger("cloudstation.events.publisher")
+
+DEFAULT_WINDOW = 2048
+_BATCH = 1024
+_REMOVE_EVERY = 512
+_HEADER_OVERHEAD = 160  # bytes of headers and protocol line we allow for, on top of the payload
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A JetStream PubAck."""
+
+    stream: str
+    seq: int
+    duplicate: bool
+
+
+class NoStreamError(DeliveryError):
+    """No stream covers the subject."""
+
+
+@dataclass
+class DeliveryReport:
+    """What :meth:`Publisher.close` could and could not deliver."""
+
+    delivered: int
+    undelivered: int
+    outbox_path: str
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.undelivered == 0
+
+
+@dataclass(slots=True)
+class _InFlight:
+    item: StoredEvent
+    sent_at: float
+    barrier: asyncio.Future[Ack] | None
+
+
+class Publisher:
+    """Delivers one process's outbox to JetStream. Use as ``async with Publisher(...) as pub``."""
+
+    def __init__(
+        self,
+        settings: NatsSettings,
+        outbox: Outbox,
+        *,
+        window: int = DEFAULT_WINDOW,
+        retry_parked_after: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.window = max(1, window)
+        self.retry_parked_after = retry_parked_after
+        self.delivered = 0
+        self.fatal: AuthError | None = None
+        self.definite_errors: dict[int, DeliveryError] = {}
+
+        self._nc: Any = None
+        self._inbox = ""
+        self._token = 0
+        self._inflight: dict[str, _InFlight] = {}
+        self._cursor = 0
+        self._rewind_from: int | None = None
+        self._to_remove: list[int] = []
+        self._parked: set[int] = set()
+        self._parked_deployments: set[str] = set()
+        self._parked_at = 0.0
+        self._undelivered = 0
+        self._tracked: set[int] = set()
+        self.results: dict[int, Ack | DeliveryError] = {}
+
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._connected = asyncio.Event()
+        self._auth_failed = asyncio.Event()
+        self._was_disconnected = False
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    # -- public API --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Adopt events left by dead processes and start delivering in the background."""
+        adopted = self.outbox.adopt_orphans()
+        if adopted:
+            log.info("delivering %d event(s) left by an earlier process first", adopted)
+        self._undelivered = self.outbox.count()
+        self._task = asyncio.create_task(self._run(), name="cs-publisher")
+        self._watchdog = asyncio.create_task(self._watch_timeouts(), name="cs-publisher-watchdog")
+
+    def submit(self, events: Sequence[Event], *, track: bool = False) -> list[int]:
+        """Journal ``events`` durably, then let the delivery task publish them. Returns their seqs.
+
+        With ``track``, each event's PubAck (or definite error) is kept in :attr:`results`.
+        """
+        seqs = self.outbox.append(events)
+        self._undelivered += len(seqs)
+        if track:
+            self._tracked.update(seqs)
+        self._wake.set()
+        return seqs
+
+    async def wait(self, seqs: Collection[int] | None = None, *, timeout: float) -> bool:
+        """Wait until ``seqs`` (default: everything this process owns) are delivered or parked.
+
+        Returns False on timeout. Raises :class:`AuthError` if the server refused us.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.fatal is not None:
+                raise self.fatal
+            if self._done(seqs):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), min(remaining, 0.5))
+
+    @property
+    def undelivered(self) -> int:
+        """Events of this process not yet acknowledged (parked ones included)."""
+        return self._undelivered
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and bool(self._nc.is_connected)
+
+    @property
+    def max_payload(self) -> int | None:
+        """The server's max_payload (from INFO) once connected."""
+        return int(self._nc.max_payload) if self._nc is not None else None
+
+    async def close(self, timeout: float | None = None) -> DeliveryReport:
+        """Wait (bounded) for everything to be acknowledged, then flush, drain and close."""
+        timeout = self.settings.delivery_timeout if timeout is None else timeout
+        errors: list[str] = []
+        try:
+            await self.wait(timeout=timeout)
+        except AuthError as exc:
+            errors.append(str(exc))
+        self._closing = True
+        self._wake.set()
+        for task in (self._task, self._watchdog):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._flush_removals()
+        nc, self._nc = self._nc, None
+        if nc is not None:
+            if nc.is_connected:
+                try:
+                    await nc.flush(timeout=self.settings.flush_timeout)
+                except Exception as exc:
+                    log.warning("final flush failed: %s", _describe(exc))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.drain(), self.settings.flush_timeout)
+            with contextlib.suppress(Exception):
+                await nc.close()
+        errors.extend(sorted({str(e) for e in self.definite_errors.values()}))
+        return DeliveryReport(
+            delivered=self.delivered,
+            undelivered=self.outbox.count(),
+            outbox_path=str(self.outbox.path),
+            errors=errors,
+        )
+
+    async def __aenter__(self) -> Publisher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the delivery loop -------------------------------------------------------------------------
+
+    def _done(self, seqs: Collection[int] | None) -> bool:
+        if seqs is None:
+            return self._undelivered - len(self._parked) <= 0 and not self._inflight
+        return all(s in self.results or s in self._parked for s in seqs)
+
+    async def _run(self) -> None:
+        backoff = _Backoff()
+        while not self._closing:
+            try:
+                await self._ensure_connected()
+            except AuthError as exc:
+                self.fatal = exc
+                self._progress.set()
+                return
+            batch = self.outbox.next_batch(self._cursor, _BATCH)
+            if not batch:
+                self._flush_removals()
+                if self._parked and time.monotonic() - self._parked_at > self.retry_parked_after:
+                    self._unpark()
+                    continue
+                self._wake.clear()
+                self._progress.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.retry_parked_after)
+                continue
+            await self._deliver(batch)
+            if self._rewind_from is not None:
+                await self._settle()
+                self._flush_removals()
+                self._cursor = self._rewind_from - 1
+                self._rewind_from = None
+                delay = backoff.next()
+                log.debug("rewinding to seq %d after %.2fs", self._cursor + 1, delay)
+                await asyncio.sleep(delay)
+            else:
+                backoff.reset()
+
+    async def _deliver(self, batch: list[StoredEvent]) -> None:
+        for item in batch:
+            if self._rewind_from is not None or self._closing:
+                return
+            ev = item.event
+            if item.seq in self._parked:
+                self._cursor = item.seq
+                continue
+            if ev.deployment_id and ev.deployment_id in self._parked_deployments:
+                self._park(item, None)
+                self._cursor = item.seq
+                continue
+            if not self._nc.is_connected:
+                await self._settle()
+                return  # the loop reconnects, rewinds if needed, and comes back here
+            if ev.is_barrier:
+                await self._settle()
+                if self._rewind_from is not None:
+                    return
+                await self._publish_barrier(item)
+            else:
+                while len(self._inflight) >= self.window:
+                    self._slot_free.clear()
+                    await self._slot_free.wait()
+                if self._rewind_from is not None:
+                    return
+                await self._send(item, None)
+            self._cursor = item.seq
+            if len(self._to_remove) >= _REMOVE_EVERY:
+                self._flush_removals()
+
+    async def _publish_barrier(self, item: StoredEvent) -> None:
+        fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        if not await self._send(item, fut):
+            return
+        try:
+            await fut
+        except DeliveryError:
+            return  # parked or rewound by whoever failed the future
+        try:
+            await self._nc.flush(timeout=self.settings.flush_timeout)
+        except Exception as exc:
+            log.warning("flush after %s failed (the event is acknowledged): %s", item.event.subject, _describe(exc))
+
+    async def _send(self, item: StoredEvent, barrier: asyncio.Future[Ack] | None) -> bool:
+        ev = item.event
+        limit = self._nc.max_payload
+        if len(ev.data) + _HEADER_OVERHEAD > limit:
+            self._park(
+                item,
+                DeliveryError(
+                    f"{ev.subject}: payload of {len(ev.data)} bytes exceeds the server's max_payload ({limit})"
+                ),
+            )
+            return False
+        self._token += 1
+        token = str(self._token)
+        self._inflight[token] = _InFlight(item, time.monotonic(), barrier)
+        self._settled.clear()
+        try:
+            await self._nc.publish(ev.subject, ev.data, reply=self._inbox + token, headers=ev.headers())
+        except Exception as exc:
+            self._inflight.pop(token, None)
+            self._after_removal()
+            self._retry_from(item, f"publish failed: {_describe(exc)}")
+            if barrier is not None and not barrier.done():
+                barrier.set_exception(DeliveryError("publish failed"))
+            return False
+        return True
+
+    async def _on_reply(self, msg: Any) -> None:
+        entry = self._inflight.pop(msg.subject[len(self._inbox) :], None)
+        if entry is None:
+            return  # a late reply after a timeout: the event is sent again and de-duplicated
+        self._after_removal()
+        item = entry.item
+        headers = msg.headers or {}
+        if headers.get("Status") == "503":
+            prefix = "no JetStream stream covers subject"
+            err: DeliveryError = NoStreamError(f"{prefix} {item.event.subject!r}: run `cs nats setup`")
+            self._park(item, err)
+            _fail(entry.barrier, err)
+            return
+        try:
+            resp = json.loads(msg.data)
+        except ValueError:
+            self._retry_from(item, "unreadable PubAck")
+            _fail(entry.barrier, DeliveryError("unreadable PubAck"))
+            return
+        if "error" in resp:
+            desc = str(resp["error"].get("description", resp["error"]))
+            err = DeliveryError(f"{item.event.subject}: JetStream refused the event: {desc}")
+            if "size" in desc or "payload" in desc:
+                self._park(item, err)
+            else:
+                self._retry_from(item, desc)
+            _fail(entry.barrier, err)
+            return
+        ack = Ack(
+            stream=str(resp.get("stream", "")),
+            seq=int(resp.get("seq", 0)),
+            duplicate=bool(resp.get("duplicate", False)),
+        )
+        self._to_remove.append(item.seq)
+        self._undelivered -= 1
+        self.delivered += 1
+        if item.seq in self._tracked:
+            self.results[item.seq] = ack
+        if entry.barrier is not None and not entry.barrier.done():
+            entry.barrier.set_result(ack)
+        self._progress.set()
+
+    # -- failure handling --------------------------------------------------------------------------
+
+    def _after_removal(self) -> None:
+        if len(self._inflight) < self.window:
+            self._slot_free.set()
+        if not self._inflight:
+            self._settled.set()
+
+    def _retry_from(self, item: StoredEvent, reason: str) -> None:
+        """An ambiguous failure: send everything from ``item`` on again (same msg ids)."""
+        self.outbox.record_failure([item.seq], reason)
+        if self._rewind_from is None or item.seq < self._rewind_from:
+            self._rewind_from = item.seq
+        self._slot_free.set()
+
+    def _park(self, item: StoredEvent, err: DeliveryError | None) -> None:
+        """A definite refusal: keep the event, skip it and its deployment's later events this pass."""
+        if err is not None:
+            log.info("%s (event kept in %s)", err, self.outbox.path)
+            self.outbox.record_failure([item.seq], str(err))
+            self.definite_errors[item.seq] = err
+            if item.seq in self._tracked:
+                self.results[item.seq] = err
+        self._parked.add(item.seq)
+        if item.event.deployment_id:
+            self._parked_deployments.add(item.event.deployment_id)
+        self._parked_at = time.monotonic()
+        self._progress.set()
+
+    def _unpark(self) -> None:
+        self._parked.clear()
+        self._parked_deployments.clear()
+        self.definite_errors.clear()
+        self._cursor = 0
+
+    async def _settle(self) -> None:
+        """Wait until nothing is in flight (each entry is acknowledged, refused or timed out)."""
+        while self._inflight:
+            self._settled.clear()
+            await self._settled.wait()
+
+    async def _watch_timeouts(self) -> None:
+        timeout = self.settings.publish_timeout
+        while True:
+            await asyncio.sleep(min(0.1, timeout / 4))
+            if not self._inflight:
+                continue
+            now = time.monotonic()
+            expired: list[tuple[str, _InFlight]] = []
+            for token, entry in self._inflight.items():  # oldest first: stop at the first fresh one
+                if now - entry.sent_at <= timeout:
+                    break
+                expired.append((token, entry))
+            if not expired:
+                continue
+            for token, entry in expired:
+                del self._inflight[token]
+                _fail(entry.barrier, DeliveryError("PubAck timeout"))
+            self._retry_from(expired[0][1].item, f"no PubAck within {timeout:g}s")
+            self._after_removal()
+
+    def _flush_removals(self) -> None:
+        if self._to_remove:
+            self.outbox.remove(self._to_remove)
+            self._to_remove = []
+
+    # -- connection --------------------------------------------------------------------------------
+
+    async def _ensure_connected(self) -> None:
+        if self._nc is not None:
+            if self._nc.is_connected:
+                return
+            if not self._nc.is_closed:
+                await self._wait_connected()
+                return
+            self._nc = None
+        await self._connect()
+
+    async def _wait_connected(self) -> None:
+        self._connected.clear()
+        while not self._nc.is_connected:
+            if self._auth_failed.is_set():
+                raise AuthError("the NATS server refused our credentials (authorization violation)")
+            if self._nc.is_closed:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), 0.5)
+
+    async def _connect(self) -> None:
+        from nats.aio.client import Client
+
+        nc = Client()
+        opts = self.settings.connect_options()
+        opts.update(
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=2,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+            pending_size=8 * 1024 * 1024,
+        )
+        connect = asyncio.create_task(nc.connect(**opts))
+        auth = asyncio.create_task(self._auth_failed.wait())
+        try:
+            await asyncio.wait({connect, auth}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            auth.cancel()
+        if not connect.done():
+            connect.cancel()
+            with contextlib.suppress(BaseException):
+                await connect
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise AuthError("the NATS server refused our credentials (authorization violation)")
+        exc = connect.exception()
+        if exc is not None:
+            raise DeliveryError(f"cannot connect to NATS: {_describe(exc)}")
+        self._inbox = nc.new_inbox() + "."
+        await nc.subscribe(self._inbox + "*", cb=self._on_reply)
+        self._nc = nc
+        if self._was_disconnected:
+            log.warning("reconnected to NATS at %s", _server_of(nc))
+            self._was_disconnected = False
+        else:
+            log.debug("connected to NATS at %s", _server_of(nc))
+
+    async def _on_error(self, exc: Exception) -> None:
+        import nats.errors
+
+        if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in str(exc).lower():
+            self._auth_failed.set()
+            return
+        text = str(exc)
+        if "Permissions Violation for Publish" in text:
+            for token, entry in list(self._inflight.items()):
+                if f'"{entry.item.event.subject}"' in text or entry.item.event.subject in text:
+                    del self._inflight[token]
+                    err = AuthError(f"permission denied to publish to {entry.item.event.subject!r}")
+                    self._park(entry.item, err)
+                    _fail(entry.barrier, err)
+            self._after_removal()
+            return
+        if "Permissions Violation" in text:
+            self.fatal = AuthError(f"NATS permission refused: {text}")
+            self._progress.set()
+            return
+        log.debug("nats: %s", _describe(exc))
+
+    async def _on_disconnected(self) -> None:
+        if not self._was_disconnected and not self._closing:
+            log.warning("disconnected from NATS; events are kept in %s and retried", self.outbox.path)
+        self._was_disconnected = True
+
+    async def _on_reconnected(self) -> None:
+        if self._was_disconnected:
+            log.warning("reconnected to NATS at %s", _server_of(self._nc))
+        self._was_disconnected = False
+        self._connected.set()
+        self._wake.set()
+
+
+class _Backoff:
+    def __init__(self, first: float = 0.05, cap: float = 2.0) -> None:
+        self.first, self.cap, self.current = first, cap, 0.0
+
+    def next(self) -> float:
+        self.current = min(self.cap, self.current * 2 if self.current else self.first)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+def _fail(fut: asyncio.Future[Ack] | None, err: DeliveryError) -> None:
+    if fut is not None and not fut.done():
+        fut.set_exception(err)
+        fut.exception()  # mark retrieved: the waiter may already be gone
+
+
+def _server_of(nc: Any) -> str:
+    try:
+        url = nc.connected_url
+        return f"{url.hostname}:{url.port}"
+    except Exception:
+        return "?"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

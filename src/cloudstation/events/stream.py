@@ -1,0 +1,166 @@
+"""The JetStream stream that holds the events: create or update it, and check that it serves the contract.
+
+Defaults: name ``CLOUDSTATION`` (``<PREFIX>_cloudstation`` with a prefix), subjects ``<prefix>.>`` (the
+contract's subjects without a prefix), file storage, limits retention, 7 days max age, and a 24 h
+duplicate window so that retries after long outages are still de-duplicated.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloudstation.errors import AuthError, ConfigError, DeliveryError
+from cloudstation.events.contract import EventKind, sample_subjects, stream_subjects, subject_for
+
+DEFAULT_MAX_AGE = 7 * 24 * 3600.0
+DEFAULT_DUPLICATE_WINDOW = 24 * 3600.0
+
+
+def default_stream_name(prefix: str) -> str:
+    if not prefix:
+        return "CLOUDSTATION"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", prefix) + "_cloudstation"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: list[str]
+    replicas: int = 1
+    max_age: float = DEFAULT_MAX_AGE
+    duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
+
+    def config(self) -> Any:
+        from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+
+        return StreamConfig(
+            name=self.name,
+            subjects=self.subjects,
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            num_replicas=self.replicas,
+            max_age=self.max_age,
+            duplicate_window=self.duplicate_window,
+        )
+
+
+@dataclass
+class SetupResult:
+    name: str
+    created: bool
+    changed: list[str]
+    subjects: list[str]
+    replicas: int
+    max_age: float
+    duplicate_window: float
+
+
+async def connect_plain(nc_opts: dict[str, Any], *, timeout: float = 5.0) -> Any:
+    """Connect once (no endless reconnect) for administrative commands; clear errors."""
+    import asyncio
+
+    import nats
+    import nats.errors
+
+    auth_failed = asyncio.Event()
+
+    async def on_error(exc: Exception) -> None:
+        if isinstance(exc, nats.errors.AuthorizationError) or "authorization" in str(exc).lower():
+            auth_failed.set()
+
+    opts = dict(nc_opts)
+    opts.update(allow_reconnect=False, connect_timeout=min(timeout, 5.0), error_cb=on_error)
+    try:
+        return await asyncio.wait_for(nats.connect(**opts), timeout)
+    except Exception as exc:
+        if auth_failed.is_set() or isinstance(exc, nats.errors.AuthorizationError):
+            raise AuthError("the NATS server refused our credentials (authorization violation)") from None
+        servers = ",".join(opts.get("servers", []))
+        reason = str(exc) or type(exc).__name__
+        raise DeliveryError(f"cannot connect to NATS at {servers}: {reason}") from None
+
+
+async def setup_stream(js: Any, spec: StreamSpec) -> SetupResult:
+    """Create the stream, or update it to ``spec``; idempotent."""
+    import nats.js.errors
+
+    try:
+        info = await js.stream_info(spec.name)
+    except nats.js.errors.NotFoundError:
+        info = None
+    except nats.js.errors.ServiceUnavailableError:
+        raise DeliveryError("JetStream is not enabled on this server (start it with -js)") from None
+    if info is None:
+        await js.add_stream(spec.config())
+        return SetupResult(spec.name, True, [], spec.subjects, spec.replicas, spec.max_age, spec.duplicate_window)
+    cur = info.config
+    changed = []
+    if sorted(cur.subjects or []) != sorted(spec.subjects):
+        changed.append("subjects")
+    if (cur.num_replicas or 1) != spec.replicas:
+        changed.append("replicas")
+    if abs((cur.max_age or 0) - spec.max_age) > 0.001:
+        changed.append("max_age")
+    if abs((cur.duplicate_window or 0) - spec.duplicate_window) > 0.001:
+        changed.append("duplicate_window")
+    if changed:
+        try:
+            await js.update_stream(spec.config())
+        except nats.js.errors.APIError as exc:
+            raise ConfigError(f"cannot update stream {spec.name}: {exc.description}") from None
+    return SetupResult(spec.name, False, changed, spec.subjects, spec.replicas, spec.max_age, spec.duplicate_window)
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    rtt_ms: float = 0.0
+    lines: list[tuple[bool, str]] = field(default_factory=list)
+
+    def add(self, ok: bool, text: str) -> None:
+        self.lines.append((ok, text))
+        self.ok = self.ok and ok
+
+
+async def check(nc: Any, prefix: str) -> CheckResult:
+    """Diagnose JetStream and the stream coverage of every contract subject."""
+    import nats.js.errors
+
+    result = CheckResult(ok=True)
+    start = time.perf_counter()
+    await nc.flush(timeout=5)
+    result.rtt_ms = (time.perf_counter() - start) * 1000
+    result.add(
+        True,
+        f"connected to {nc.connected_url.hostname}:{nc.connected_url.port}, round trip {result.rtt_ms:.1f} ms",
+    )
+    js = nc.jetstream()
+    try:
+        await js.account_info()
+    except Exception as exc:
+        result.add(False, f"JetStream is not available for this account: {exc or type(exc).__name__}")
+        return result
+    result.add(True, "JetStream enabled")
+    streams: dict[str, Any] = {}
+    for kind, subject in zip(EventKind, sample_subjects(prefix), strict=True):
+        try:
+            name = await js.find_stream_name_by_subject(subject)
+        except nats.js.errors.NotFoundError:
+            result.add(
+                False,
+                f"no stream covers {subject_for(kind, prefix=prefix, deployment_id='<id>')}: run `cs nats setup`",
+            )
+            continue
+        streams.setdefault(name, None)
+    for name in streams:
+        info = await js.stream_info(name)
+        window = info.config.duplicate_window or 0
+        ok = window >= 3600
+        note = "" if ok else " (too short: retries after a long outage could duplicate; `cs nats setup` sets 24h)"
+        result.add(ok, f"stream {name}: {info.state.messages} messages, duplicate window {window:g}s{note}")
+    if streams and result.ok:
+        result.add(True, f"every contract subject is stored ({', '.join(stream_subjects(prefix))})")
+    return result
