@@ -1,0 +1,1 @@
+"""Tests of the sources room (git clone, upload download and safe extraction)."""
