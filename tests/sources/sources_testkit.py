@@ -7,6 +7,7 @@ import base64
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -122,8 +123,12 @@ def git_http_server(project_root: Path, username: str, password: str) -> Iterato
 
 
 @contextmanager
-def file_server(routes: Mapping[str, bytes], *, announce_length: bool = True) -> Iterator[str]:
-    """Serves ``routes`` (path → body) on 127.0.0.1; other paths answer 404. Yields the base URL."""
+def file_server(
+    routes: Mapping[str, bytes], *, announce_length: bool = True, stall_seconds: float = 0.0
+) -> Iterator[str]:
+    """Serves ``routes`` (path → body) on 127.0.0.1; other paths answer 404. Yields the base URL.
+
+    ``stall_seconds``: wait that long after the headers before sending the body (timeouts)."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
@@ -140,6 +145,8 @@ def file_server(routes: Mapping[str, bytes], *, announce_length: bool = True) ->
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             with suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.flush()
+                time.sleep(stall_seconds)
                 self.wfile.write(body)
 
     with _serving(Handler) as base_url:
