@@ -89,7 +89,7 @@ def cli(verbose: int, quiet: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run ``cs``; a :class:`CsError` becomes one line on stderr and its exit code, never a traceback."""
     try:
-        cli.main(args=argv, prog_name="cs", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="cs", standalone_mode=False)
     except CsError as exc:
         click.echo(f"cs: error: {exc}", err=True)
         sys.exit(int(exc.exit_code))
@@ -104,4 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("cs: interrupted", err=True)
         sys.exit(130)
-    sys.exit(0)
+    except Exception as exc:
+        # A bug, not bad input. The message may quote data we were handed, so it is shown only with -vv.
+        if logging.getLogger("cloudstation").isEnabledFor(logging.DEBUG):
+            raise
+        click.echo(f"cs: internal error: {type(exc).__name__} (a bug in cs; rerun with -vv for details)", err=True)
+        sys.exit(ExitCode.FAILED)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -230,8 +230,10 @@ def make_event(
     expected = PAYLOAD_TYPES[kind]
     if not isinstance(payload, expected):
         raise ContractError(f"{kind.value} takes a {expected.__name__} payload, not {type(payload).__name__}")
-    dep = getattr(payload, "deployment_id", "") or deployment_id
-    if dep:
+    # A payload that names its deployment decides it (and the subject); the argument is only for the
+    # kinds whose payload does not (deployment.status.changed).
+    dep = payload.deployment_id if isinstance(payload, DeploymentResult | BuildLog | BuildLogEnd) else deployment_id
+    if dep or kind.per_deployment_subject:
         validate_deployment_id(dep)
     return Event(
         kind=kind,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudstation.errors import AuthError, ConfigError, DeliveryError
-from cloudstation.events.contract import EventKind, sample_subjects, stream_subjects, subject_for
+from cloudstation.events.contract import EventKind, sample_subjects, stream_subjects
 
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 DEFAULT_DUPLICATE_WINDOW = 24 * 3600.0
@@ -149,10 +149,8 @@ async def check(nc: Any, prefix: str) -> CheckResult:
         try:
             name = await js.find_stream_name_by_subject(subject)
         except nats.js.errors.NotFoundError:
-            result.add(
-                False,
-                f"no stream covers {subject_for(kind, prefix=prefix, deployment_id='<id>')}: run `cs nats setup`",
-            )
+            shown = subject[: -len(".x")] + ".<deploymentId>" if kind.per_deployment_subject else subject
+            result.add(False, f"no stream covers {shown}: run `cs nats setup`")
             continue
         streams.setdefault(name, None)
     for name in streams:
