@@ -1,0 +1,1 @@
+"""Tests of the backend room (the CloudStation backend HTTP client)."""
