@@ -69,6 +69,7 @@ class Evaluator:
                 return _Parser(raw, self).whole(template=True)
             if raw.startswith("${") and raw.endswith("}"):
                 return _Parser(raw[2:-1], self).whole(template=False)
+            return _Parser(raw, self).whole(template=False)  # a bare identifier, e.g. `use = railpack`
         raise EvalError("unsupported expression")
 
     def _key(self, raw: object) -> str:

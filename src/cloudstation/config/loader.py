@@ -79,7 +79,8 @@ class _Loader:
                 project_attr.location, f"expected string, got {type_name(project)}", 'attribute "project"'
             )
         if not NAME.fullmatch(project):
-            raise config_error(project_attr.location, f'invalid project name "{project}" {_NAME_RULE}')
+            shown = "" if evaluator.last_read_sensitive else f' "{project}"'
+            raise config_error(project_attr.location, f"invalid project name{shown} {_NAME_RULE}")
 
         apps: dict[str, App] = {}
         for block in top.blocks:
@@ -221,7 +222,8 @@ def _string_map(evaluator: Evaluator, attr: RawAttribute, *context: str) -> dict
         try:
             result[key] = to_text(item)
         except EvalError:
-            raise config_error(attr.location, f'key "{key}": expected string, got {type_name(item)}', *where) from None
+            shown = "a key" if evaluator.last_read_sensitive else f'key "{key}"'
+            raise config_error(attr.location, f"{shown}: expected string, got {type_name(item)}", *where) from None
     return result
 
 
