@@ -338,6 +338,12 @@ SENSITIVE_CASES: list[tuple[str, str, dict[str, str]]] = [
         {"PW": SECRET},
     ),
     (
+        "secret-as-map-key",
+        'project = "p"\nvariable "pw" {\n  sensitive = true\n  env = ["PW"]\n}\n'
+        'app "web" {\n  labels = { "${var.pw}" = null }\n  build { use = "a" }\n  deploy { use = "b" }\n}\n',
+        {"PW": SECRET},
+    ),
+    (
         "secret-literal-default-syntax-error",
         'project = "p"\nvariable "pw" {\n  sensitive = true\n  default = "' + SECRET + "\n}\n" + APP,
         {},

@@ -22,9 +22,9 @@ from cloudstation.config.model import (
     Setting,
     Variable,
 )
-from cloudstation.config.tree import Block, Body, parse_tree
+from cloudstation.config.tree import Block, Body, RawAttribute, parse_tree
 from cloudstation.config.values import EvalError, Value, string_leaves, to_text, type_name
-from cloudstation.config.variables import RawAttribute, resolve_variable
+from cloudstation.config.variables import resolve_variable
 
 DEFAULT_FILENAME = "cloudstation.hcl"
 NAME = re.compile(r"[A-Za-z0-9_-]+")

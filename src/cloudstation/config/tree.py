@@ -14,7 +14,6 @@ from hcl2.rules.base import AttributeRule, BlockRule, BodyRule
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cloudstation.config.locations import Location, config_error
-from cloudstation.config.variables import RawAttribute
 from cloudstation.errors import ConfigError
 
 _OPTIONS = hcl2.SerializationOptions(
@@ -47,6 +46,15 @@ _TOKEN_KIND = {
     "STRING_CHARS": "text",
     "NL_OR_COMMENT": "newline",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class RawAttribute:
+    """An attribute as python-hcl2 serialized it (see :mod:`cloudstation.config.expressions`), and where."""
+
+    name: str
+    raw: object
+    location: Location
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from cloudstation.config.expressions import Evaluator
 from cloudstation.config.locations import Location, config_error
 from cloudstation.config.model import Variable
+from cloudstation.config.tree import RawAttribute
 from cloudstation.config.values import VAR_TYPES, EvalError, Value, VarType, type_name
 from cloudstation.errors import ConfigError
 
@@ -22,15 +22,6 @@ VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INT = re.compile(r"-?[0-9]+")
 _FLOAT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _ATTRIBUTES = ("type", "default", "env", "sensitive", "description")
-
-
-@dataclass(frozen=True, slots=True)
-class RawAttribute:
-    """An attribute as python-hcl2 serialized it, with its location (shared with the loader)."""
-
-    name: str
-    raw: object
-    location: Location
 
 
 def resolve_variable(
