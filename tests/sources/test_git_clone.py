@@ -7,6 +7,7 @@ import asyncio
 import os
 import stat
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,31 @@ async def test_cancellation_kills_the_child(tmp_path: Path) -> None:
         await task
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def start_partial_clone(dest: Path) -> None:
+    dest.mkdir()
+    (dest / "partial").write_text("x")
+
+
+async def test_cancelled_clone_leaves_no_destination(git_root: Path, tmp_path: Path) -> None:
+    started = asyncio.Event()
+
+    async def slow_runner(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None) -> int:
+        await asyncio.to_thread(start_partial_clone, Path(argv[-1]))
+        started.set()
+        await asyncio.sleep(60)
+        return 0
+
+    dest = tmp_path / "src"
+    task = asyncio.create_task(
+        clone_repository("acme/web", "main", dest, base_url=f"file://{git_root}", runner=slow_runner)
+    )
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not await asyncio.to_thread(dest.exists)
 
 
 async def test_runner_reports_exit_code_and_both_streams() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import tarfile
 from collections.abc import Callable
@@ -157,10 +158,15 @@ def test_setuid_bits_are_dropped(tmp_path: Path) -> None:
     assert (dest / "run.sh").stat().st_mode & 0o4000 == 0
 
 
-async def test_fetch_upload_downloads_and_extracts(tmp_path: Path) -> None:
+async def test_fetch_upload_downloads_and_extracts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    filters_before = list(logging.getLogger("httpx").filters)
     with file_server({"/uploads/src.tar.gz": good_archive()}) as base:
         dest = await fetch_upload(f"{base}/uploads/src.tar.gz?{SIGNATURE}", tmp_path / "src")
     assert (dest / "app" / "main.py").exists()
+    assert f"GET {base}/uploads/src.tar.gz?[REDACTED]" in caplog.text  # httpx's INFO line, query hidden
+    assert SIGNATURE not in caplog.text
+    assert logging.getLogger("httpx").filters == filters_before
 
 
 @pytest.mark.parametrize("announce_length", [True, False])

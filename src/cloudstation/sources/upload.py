@@ -2,23 +2,29 @@
 
 The download streams to a private temporary file with a timeout and a size limit (aborted as soon as the
 limit is passed); extraction is :func:`cloudstation.sources.archive.extract_tar_safely`. Source URLs are
-often presigned (credentials in the query string), so messages show only scheme, host and path.
+often presigned (credentials in the query string), so messages show only scheme, host and path, and
+httpx's request log lines lose their query strings while a download runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import re
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from cloudstation.sources.archive import DEFAULT_MAX_EXTRACTED_BYTES, extract_tar_safely
-from cloudstation.sources.errors import InvalidSourceError, SourceError, redact
+from cloudstation.sources.errors import REDACTED, InvalidSourceError, SourceError, redact
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
 DEFAULT_MAX_DOWNLOAD_BYTES = 1024**3
+_URL_QUERY = re.compile(r"(https?://[^\s?#\"']*)\?[^\s#\"']*")
 
 
 async def fetch_upload(
@@ -57,6 +63,7 @@ async def download(
     try:
         async with (
             asyncio.timeout(timeout_s),
+            _queries_hidden_from_httpx_logs(),
             httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), follow_redirects=True) as client,
             client.stream("GET", source_url) as response,
         ):
@@ -107,6 +114,27 @@ def _url_secrets(url: str) -> list[str]:
 
 def _too_large(shown: str, max_bytes: int) -> SourceError:
     return SourceError(f"download of {shown} exceeds the size limit of {max_bytes} bytes")
+
+
+class _HideQueries(logging.Filter):
+    """httpx logs each request URL at INFO; a presigned URL's query string is a credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        hidden = _URL_QUERY.sub(rf"\g<1>?{REDACTED}", message)
+        if hidden != message:
+            record.msg, record.args = hidden, None
+        return True
+
+
+@contextlib.asynccontextmanager
+async def _queries_hidden_from_httpx_logs() -> AsyncIterator[None]:
+    logger, hide = logging.getLogger("httpx"), _HideQueries()
+    logger.addFilter(hide)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hide)
 
 
 def _discard(target: Path) -> None:
