@@ -1,0 +1,1 @@
+"""The secrets room: fetching build secrets (``vault``) and the values a run must redact."""
