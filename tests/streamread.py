@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats
+import nats.errors
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,17 @@ class StoredMsg:
         return self.headers.get("Nats-Msg-Id", "")
 
 
-async def read_stream_async(servers: str, stream: str = "CLOUDSTATION") -> list[StoredMsg]:
+async def read_stream_async(servers: str, stream: str = "CLOUDSTATION", attempts: int = 20) -> list[StoredMsg]:
+    """Every message of ``stream``; retried while a clustered stream or consumer elects its leader."""
+    for _ in range(attempts - 1):
+        try:
+            return await _read(servers, stream)
+        except (nats.errors.Error, TimeoutError):
+            await asyncio.sleep(0.5)
+    return await _read(servers, stream)
+
+
+async def _read(servers: str, stream: str) -> list[StoredMsg]:
     nc = await nats.connect(servers.split(","), allow_reconnect=False)
     try:
         js = nc.jetstream()

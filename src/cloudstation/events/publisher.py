@@ -102,6 +102,7 @@ class Publisher:
         self._to_remove: list[int] = []
         self._parked: set[int] = set()
         self._parked_deployments: set[str] = set()
+        self._no_responders: dict[int, StoredEvent] = {}
         self._parked_at = 0.0
         self._undelivered = 0
         self._tracked: set[int] = set()
@@ -115,6 +116,7 @@ class Publisher:
         self._connected = asyncio.Event()
         self._auth_failed = asyncio.Event()
         self._was_disconnected = False
+        self._unreachable_logged = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -247,6 +249,7 @@ class Publisher:
             if self._rewind_from is not None:
                 await self._settle()
                 self._flush_removals()
+                await self._classify_no_responders()
                 self._cursor = self._rewind_from - 1
                 self._rewind_from = None
                 delay = backoff.next()
@@ -333,10 +336,11 @@ class Publisher:
         item = entry.item
         headers = msg.headers or {}
         if headers.get("Status") == "503":
-            prefix = "no JetStream stream covers subject"
-            err: DeliveryError = NoStreamError(f"{prefix} {item.event.subject!r}: run `cs nats setup`")
-            self._park(item, err)
-            _fail(entry.barrier, err)
+            # No responders: either no stream covers the subject (definite) or a clustered stream is
+            # electing a leader (transient). The rewind step asks JetStream which one it is.
+            self._no_responders[item.seq] = item
+            self._retry_from(item, "no responders for the subject")
+            _fail(entry.barrier, DeliveryError("no responders"))
             return
         try:
             resp = json.loads(msg.data)
@@ -396,6 +400,25 @@ class Publisher:
         self._parked_at = time.monotonic()
         self._progress.set()
 
+    async def _classify_no_responders(self) -> None:
+        """Park the events whose subject no stream covers; the others are simply retried."""
+        import nats.js.errors
+
+        suspects, self._no_responders = self._no_responders, {}
+        checked: dict[str, bool] = {}
+        for item in suspects.values():
+            subject = item.event.subject
+            if subject not in checked:
+                try:
+                    await self._nc.jetstream().find_stream_name_by_subject(subject)
+                    checked[subject] = True
+                except nats.js.errors.NotFoundError:
+                    checked[subject] = False
+                except Exception:
+                    checked[subject] = True  # cannot tell now: retry
+            if not checked[subject]:
+                self._park(item, NoStreamError(f"no JetStream stream covers subject {subject!r}: run `cs nats setup`"))
+
     def _unpark(self) -> None:
         self._parked.clear()
         self._parked_deployments.clear()
@@ -427,6 +450,16 @@ class Publisher:
                 _fail(entry.barrier, DeliveryError("PubAck timeout"))
             self._retry_from(expired[0][1].item, f"no PubAck within {timeout:g}s")
             self._after_removal()
+
+    def _expire_inflight(self, reason: str) -> None:
+        if not self._inflight:
+            return
+        entries = list(self._inflight.values())
+        self._inflight.clear()
+        for entry in entries:
+            _fail(entry.barrier, DeliveryError(reason))
+        self._retry_from(entries[0].item, reason)
+        self._after_removal()
 
     def _flush_removals(self) -> None:
         if self._to_remove:
@@ -489,8 +522,8 @@ class Publisher:
         self._inbox = nc.new_inbox() + "."
         await nc.subscribe(self._inbox + "*", cb=self._on_reply)
         self._nc = nc
-        if self._was_disconnected:
-            log.warning("reconnected to NATS at %s", _server_of(nc))
+        if self._was_disconnected or self._unreachable_logged:
+            log.warning("connected to NATS at %s", _server_of(nc))
             self._was_disconnected = False
         else:
             log.debug("connected to NATS at %s", _server_of(nc))
@@ -515,12 +548,19 @@ class Publisher:
             self.fatal = AuthError(f"NATS permission refused: {text}")
             self._progress.set()
             return
+        if self._nc is None and not self._unreachable_logged:
+            self._unreachable_logged = True
+            servers = ",".join(self.settings.servers)
+            log.warning("cannot reach NATS at %s yet; events are kept in %s and retried", servers, self.outbox.path)
         log.debug("nats: %s", _describe(exc))
 
     async def _on_disconnected(self) -> None:
         if not self._was_disconnected and not self._closing:
             log.warning("disconnected from NATS; events are kept in %s and retried", self.outbox.path)
         self._was_disconnected = True
+        # PubAcks for messages sent on the lost connection can never arrive: retry them now rather
+        # than after the PubAck timeout (the ones that were stored are de-duplicated).
+        self._expire_inflight("connection lost before the PubAck")
 
     async def _on_reconnected(self) -> None:
         if self._was_disconnected:
