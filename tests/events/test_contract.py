@@ -118,7 +118,11 @@ def test_deployment_id_unfit_for_a_subject_is_rejected(bad: str) -> None:
 @pytest.mark.parametrize(
     ("kind", "data", "message"),
     [
-        (c.EventKind.STATUS_CHANGED, {"jobId": "42", "status": "IN_PROGRESS"}, "Expected `int`, got `str` - at `$.jobId`"),
+        (
+            c.EventKind.STATUS_CHANGED,
+            {"jobId": "42", "status": "IN_PROGRESS"},
+            "Expected `int`, got `str` - at `$.jobId`",
+        ),
         (c.EventKind.STATUS_CHANGED, {"jobId": 42}, "missing required field `status`"),
         (c.EventKind.STATUS_CHANGED, {"jobId": 42, "status": "DONE"}, "Invalid enum value 'DONE' - at `$.status`"),
         (c.EventKind.JOB_DESTROYED, {"id": "s", "reason": "delete", "x": 1}, "unknown field `x`"),
@@ -135,7 +139,7 @@ def test_invalid_payloads_name_the_field(kind: c.EventKind, data: dict[str, Any]
 
 
 def test_unknown_kind_lists_known_ones() -> None:
-    with pytest.raises(ContractError, match="unknown event kind 'deployment.started'.*deployment.succeeded"):
+    with pytest.raises(ContractError, match=r"unknown event kind 'deployment\.started'.*deployment\.succeeded"):
         c.parse_kind("deployment.started")
 
 

@@ -40,7 +40,15 @@ def _new_user_seed() -> str:
 
 def test_publish_prints_the_ack_and_the_stream_holds_the_event_once(cs: CsRunner, nats_server: NatsServer) -> None:
     _setup(cs, nats_server.url)
-    res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, "--json", env={"NATS_SERVERS": nats_server.url})
+    res = cs(
+        "events",
+        "publish",
+        "deployment.succeeded",
+        "--data",
+        SUCCEEDED,
+        "--json",
+        env={"NATS_SERVERS": nats_server.url},
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["subject"] == "deployment.succeeded"
@@ -78,7 +86,9 @@ def test_prefix_applies_to_subject_and_stream_name(cs: CsRunner, nats_server: Na
 
 def test_invalid_payload_exits_2_naming_the_field_and_journals_nothing(cs: CsRunner, nats_server: NatsServer) -> None:
     bad = json.loads(SUCCEEDED) | {"jobId": "7"}
-    res = cs("events", "publish", "deployment.succeeded", "--data", json.dumps(bad), env={"NATS_SERVERS": nats_server.url})
+    res = cs(
+        "events", "publish", "deployment.succeeded", "--data", json.dumps(bad), env={"NATS_SERVERS": nats_server.url}
+    )
     assert res.returncode == 2
     assert res.stderr.strip() == (
         "cs: error: invalid deployment.succeeded payload: Expected `int`, got `str` - at `$.jobId`"
@@ -108,7 +118,14 @@ def test_scenario_2_nkey_auth_right_seed_delivers_wrong_seed_exits_77_without_ec
         assert seed not in ok.stdout + ok.stderr
 
         wrong = _new_user_seed()
-        res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=env | {"NATS_CLIENT_PRIVATE_KEY": wrong})
+        res = cs(
+            "events",
+            "publish",
+            "deployment.succeeded",
+            "--data",
+            SUCCEEDED,
+            env=env | {"NATS_CLIENT_PRIVATE_KEY": wrong},
+        )
         assert res.returncode == 77, res.stderr
         assert "refused our credentials" in res.stderr
         assert wrong not in res.stdout + res.stderr
@@ -116,7 +133,14 @@ def test_scenario_2_nkey_auth_right_seed_delivers_wrong_seed_exits_77_without_ec
         assert len(json.loads(cs("events", "pending", "--json").stdout)) == 1  # kept
 
         garbage = "SUNOTAREALSEEDATALLBUTSECRET"
-        res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=env | {"NATS_CLIENT_PRIVATE_KEY": garbage})
+        res = cs(
+            "events",
+            "publish",
+            "deployment.succeeded",
+            "--data",
+            SUCCEEDED,
+            env=env | {"NATS_CLIENT_PRIVATE_KEY": garbage},
+        )
         assert res.returncode == 2
         assert "NATS_CLIENT_PRIVATE_KEY is invalid" in res.stderr
         assert garbage not in res.stdout + res.stderr
@@ -124,13 +148,13 @@ def test_scenario_2_nkey_auth_right_seed_delivers_wrong_seed_exits_77_without_ec
         server.kill()
 
 
-def test_scenario_3_server_down_at_start_then_up_5s_later_delivers_exactly_once(
-    cs: CsRunner, tmp_path: Path
-) -> None:
+def test_scenario_3_server_down_at_start_then_up_5s_later_delivers_exactly_once(cs: CsRunner, tmp_path: Path) -> None:
     server = NatsServer(tmp_path / "late").start()
     _setup(cs, server.url)
     server.stop()
-    proc = cs.popen("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, "--json", env={"NATS_SERVERS": server.url})
+    proc = cs.popen(
+        "events", "publish", "deployment.succeeded", "--data", SUCCEEDED, "--json", env={"NATS_SERVERS": server.url}
+    )
     time.sleep(5)
     assert proc.poll() is None  # still trying
     server.start()
@@ -232,7 +256,11 @@ def test_concurrent_publishers_share_one_outbox(cs: CsRunner, nats_server: NatsS
     results: list[int] = []
 
     def run() -> None:
-        results.append(cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env={"NATS_SERVERS": nats_server.url}).returncode)
+        results.append(
+            cs(
+                "events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env={"NATS_SERVERS": nats_server.url}
+            ).returncode
+        )
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:
