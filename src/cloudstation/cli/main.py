@@ -19,6 +19,7 @@ from cloudstation.errors import CsError, ExitCode
 _COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("cloudstation.cli.events_cmd:events", "Publish, inspect and replay deployment events."),
     "nats": ("cloudstation.cli.nats_cmd:nats", "Set up, check or run the NATS JetStream server."),
+    "stream": ("cloudstation.cli.stream_cmd:stream", "Run a command with its output streamed as a deployment log."),
 }
 
 

@@ -1,0 +1,132 @@
+"""``cs stream``: run any command with its output streamed as a deployment's build log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from typing import Any
+
+import click
+
+from cloudstation.errors import ExitCode
+
+
+@click.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
+@click.option("--deployment-id", required=True, help="The deployment whose log this is (one subject token).")
+@click.option("--job-id", type=int, required=True, help="The numeric deploymentJobId every event carries.")
+@click.option("--service-id", default="", help="serviceId in each log event.")
+@click.option("--owner-id", default="", help="ownerId in each log event.")
+@click.option("--phase", default="build", show_default=True, help="Phase tag of the lines (init, clone, build, ...).")
+@click.option("--end", "send_end", is_flag=True, help="Then publish build.log.end: success on exit 0, else failed.")
+@click.option(
+    "--redact-env",
+    "redact_env",
+    multiple=True,
+    metavar="VAR",
+    help="Redact the value of this environment variable from the log (repeatable).",
+)
+@click.option("--quiet", is_flag=True, help="Do not show the lines locally.")
+@click.option("--json", "as_json", is_flag=True, help="Show each line as one JSON object.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def stream(
+    deployment_id: str,
+    job_id: int,
+    service_id: str,
+    owner_id: str,
+    phase: str,
+    send_end: bool,
+    redact_env: tuple[str, ...],
+    quiet: bool,
+    as_json: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND, streaming its stdout and stderr live as build.log.<deployment-id> events.
+
+    Usage: cs stream --deployment-id D --job-id N [--end] -- COMMAND [ARGS...]
+
+    The exit code is COMMAND's. Lines are numbered in one sequence across stdout and stderr, secrets
+    named with --redact-env (and the NATS seed) are replaced by ***, and the command never waits on
+    NATS: lines are kept in the local outbox and delivered as fast as the server allows.
+    """
+    from cloudstation.cli.display import LogDisplay, choose_mode
+    from cloudstation.events.logstream import LogIdentity
+    from cloudstation.events.redaction import Redactor
+    from cloudstation.natsconn import settings_from_env
+
+    identity = LogIdentity(deployment_id=deployment_id, job_id=job_id, service_id=service_id, owner_id=owner_id)
+    settings = settings_from_env(os.environ)
+    assert settings is not None
+    redactor = Redactor(os.environ.get(name, "") for name in redact_env)
+    if settings.nkey_seed is not None:
+        redactor.add(settings.nkey_seed.reveal())
+    display = LogDisplay(choose_mode(quiet=quiet, as_json=as_json))
+    try:
+        rc = asyncio.run(_run(settings, identity, redactor, display, list(command), phase, send_end))
+    finally:
+        display.close()
+    raise click.exceptions.Exit(rc)
+
+
+async def _run(
+    settings: Any, identity: Any, redactor: Any, display: Any, argv: list[str], phase: str, send_end: bool
+) -> int:
+    from cloudstation.events.logstream import LogStream
+    from cloudstation.events.outbox import Outbox, default_state_dir
+    from cloudstation.events.publisher import Publisher
+
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    stopped: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        stopped.append(signum)
+        main.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    with Outbox(default_state_dir(os.environ)) as outbox:
+        pub = Publisher(settings, outbox)
+        await pub.start()
+        log = LogStream(pub, identity, prefix=settings.prefix, redactor=redactor, echo=display, phase=phase)
+        ticker = asyncio.create_task(_tick(display))
+        try:
+            rc = await log.run(argv)
+        except FileNotFoundError:
+            log.emit(f"cs: command not found: {argv[0]}", output="stderr")
+            rc = 127
+        except asyncio.CancelledError:
+            if not stopped:
+                raise
+            main.uncancel()
+            rc = 128 + stopped[0]
+            log.emit(f"cs: stopped by signal {stopped[0]}", output="stderr")
+        finally:
+            ticker.cancel()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        if send_end:
+            log.end("success" if rc == 0 else "failed")
+        else:
+            log.spill()
+        report = await pub.close()
+    if not report.complete:
+        reason = f" ({report.errors[0]})" if report.errors else ""
+        display.note(
+            f"cs: warning: {report.undelivered} event(s) not delivered yet{reason}; kept in {report.outbox_path}, "
+            "`cs events flush` delivers them"
+        )
+    return rc
+
+
+async def _tick(display: Any) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        while True:
+            await asyncio.sleep(0.5)
+            display.tick()
+
+
+__all__ = ["ExitCode", "stream"]

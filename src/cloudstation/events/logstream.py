@@ -1,0 +1,295 @@
+"""A deployment's log: pipes → lines → redaction → one sequence → outbox → ``build.log.<deploymentId>``.
+
+One :class:`LogStream` owns a deployment's output: every subprocess a phase runs (:meth:`LogStream.run`,
+stdout and stderr read concurrently) and ``cs``'s own progress lines (:meth:`LogStream.emit`).
+
+- Lines split on ``\\n``; a trailing partial line is emitted when its pipe closes; invalid UTF-8 is
+  replaced (an incremental decoder, so a character split across reads survives).
+- One sequence per deployment, from 1, contiguous across stdout and stderr, in reading order;
+  ``timestamp`` is the Unix-ms time the line was read.
+- Every known secret is replaced by ``***`` before the line is journaled, published or shown.
+- A line too long for one message (the server's ``max_payload``) becomes several events; their
+  ``content`` concatenated in sequence order is the line.
+- Reading a pipe never waits on NATS: lines collect in a small in-memory buffer that spills to the
+  durable outbox (a local SQLite write); the publisher drains the outbox on its own.
+- :meth:`LogStream.end` publishes ``build.log.end`` as a barrier: after every line is acknowledged.
+  A line after that is a programming error: :class:`LogStreamClosedError`, never published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from cloudstation.errors import CsError
+from cloudstation.events.contract import (
+    BuildLog,
+    BuildLogEnd,
+    Event,
+    EventKind,
+    encode_payload,
+    make_event,
+    new_msg_id,
+    subject_for,
+    validate_deployment_id,
+)
+from cloudstation.events.redaction import Redactor
+
+Output = Literal["stdout", "stderr"]
+
+DEFAULT_MAX_PAYLOAD = 1024 * 1024  # the NATS default, used until the server tells us its own
+_ENVELOPE = 2048  # room for the other fields, headers and the protocol line
+_READ_SIZE = 64 * 1024
+_SPILL_LINES = 1024
+_SPILL_INTERVAL = 0.05
+_KILL_GRACE = 2.0
+
+
+class LogStreamClosedError(CsError):
+    """A line arrived after the end of the log was requested: a programming error."""
+
+
+class EventSink(Protocol):
+    """Where events go: the publisher (journal first, then deliver)."""
+
+    def submit(self, events: Sequence[Event], *, track: bool = False) -> list[int]: ...
+
+    @property
+    def max_payload(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class LogIdentity:
+    """Whose log this is: the fields every ``build.log`` payload repeats."""
+
+    deployment_id: str
+    job_id: int
+    service_id: str = ""
+    owner_id: str = ""
+
+    def __post_init__(self) -> None:
+        validate_deployment_id(self.deployment_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line (or piece of a long line) as shown to a person: already redacted."""
+
+    sequence: int
+    phase: str
+    output: Output
+    content: str
+    timestamp_ms: int
+
+
+Echo = Callable[[LogLine], None]
+
+
+class LogStream:
+    """The log of one deployment. Create it, attach processes, then :meth:`end` it once."""
+
+    def __init__(
+        self,
+        sink: EventSink | None,
+        identity: LogIdentity,
+        *,
+        prefix: str = "",
+        redactor: Redactor | None = None,
+        echo: Echo | None = None,
+        phase: str = "init",
+    ) -> None:
+        self.identity = identity
+        self.redactor = redactor if redactor is not None else Redactor()
+        self.phase = phase
+        self.sequence = 0
+        self._sink = sink
+        self._echo = echo
+        self._subject = subject_for(EventKind.BUILD_LOG, prefix=prefix, deployment_id=identity.deployment_id)
+        self._prefix = prefix
+        self._buffer: list[Event] = []
+        self._ended = False
+        self._spiller: asyncio.TimerHandle | None = None
+
+    # -- producing lines ---------------------------------------------------------------------------
+
+    def emit(self, text: str, *, output: Output = "stdout", phase: str | None = None) -> None:
+        """Log ``cs``'s own message (one or more lines; a final newline is added when missing)."""
+        if not text.endswith("\n"):
+            text += "\n"
+        for line in text.splitlines(keepends=True):
+            self._add_line(line, output, phase or self.phase)
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | str | None = None,
+        stdin: bytes | None = None,
+        phase: str | None = None,
+    ) -> int:
+        """Run ``argv`` with stdout and stderr streamed into this log; returns its exit code.
+
+        Cancelling the awaiting task stops the child's whole process group (SIGTERM, then SIGKILL
+        after 2 s). A missing executable raises :class:`FileNotFoundError`.
+        """
+        self._check_open()
+        phase = phase or self.phase
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [
+            asyncio.create_task(self._pump(proc.stdout, "stdout", phase)),
+            asyncio.create_task(self._pump(proc.stderr, "stderr", phase)),
+        ]
+        try:
+            if stdin is not None:
+                assert proc.stdin is not None
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    proc.stdin.write(stdin)
+                    await proc.stdin.drain()
+                proc.stdin.close()
+            await asyncio.gather(*readers)
+            return await proc.wait()
+        except BaseException:
+            await _stop_group(proc)
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            raise
+
+    async def _pump(self, stream: asyncio.StreamReader, output: Output, phase: str) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        partial = ""
+        while True:
+            chunk = await stream.read(_READ_SIZE)
+            text = decoder.decode(chunk, final=not chunk)
+            if text:
+                lines = (partial + text).split("\n")
+                partial = lines.pop()
+                for line in lines:
+                    self._add_line(line + "\n", output, phase)
+                if len(partial) > self._max_chars():
+                    partial = self._emit_long_prefix(partial, output, phase)
+            if not chunk:
+                break
+        if partial:
+            self._add_line(partial, output, phase)
+
+    def _emit_long_prefix(self, partial: str, output: Output, phase: str) -> str:
+        """Emit most of an unfinished, very long line now; keep the tail (a secret may continue)."""
+        keep = max(self.redactor.longest, 1)
+        cut = self.redactor.safe_cut(partial, len(partial) - keep)
+        if cut <= 0:
+            return partial
+        self._add_line(partial[:cut], output, phase)
+        return partial[cut:]
+
+    def _max_chars(self) -> int:
+        limit = (self._sink.max_payload if self._sink is not None else None) or DEFAULT_MAX_PAYLOAD
+        # msgspec writes at most 6 bytes per character (\u00XX escapes); stay under the limit always.
+        return max(64, (limit - _ENVELOPE) // 6)
+
+    def _add_line(self, raw: str, output: Output, phase: str) -> None:
+        self._check_open()
+        content = self.redactor.redact(raw)
+        limit = self._max_chars()
+        pieces = [content] if len(content) <= limit else _split(content, limit)
+        now_ms = time.time_ns() // 1_000_000
+        ident = self.identity
+        for piece in pieces:
+            self.sequence += 1
+            line = LogLine(self.sequence, phase, output, piece, now_ms)
+            if self._echo is not None:
+                self._echo(line)
+            if self._sink is None:
+                continue
+            payload = BuildLog(
+                deployment_id=ident.deployment_id,
+                job_id=ident.job_id,
+                service_id=ident.service_id,
+                owner_id=ident.owner_id,
+                log_output=output,
+                content=piece,
+                timestamp=now_ms,
+                sequence=self.sequence,
+                phase=phase,
+            )
+            self._buffer.append(
+                Event(EventKind.BUILD_LOG, self._subject, encode_payload(payload), new_msg_id(), ident.deployment_id)
+            )
+        if len(self._buffer) >= _SPILL_LINES:
+            self.spill()
+        elif self._buffer and self._spiller is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: the next spill or end() takes it
+                self._spiller = asyncio.get_running_loop().call_later(_SPILL_INTERVAL, self.spill)
+
+    def spill(self) -> None:
+        """Move buffered lines to the durable outbox now (a local write; never waits on NATS)."""
+        if self._spiller is not None:
+            self._spiller.cancel()
+            self._spiller = None
+        if self._buffer and self._sink is not None:
+            batch, self._buffer = self._buffer, []
+            self._sink.submit(batch)
+
+    # -- the end -----------------------------------------------------------------------------------
+
+    def end(self, status: Literal["success", "failed"]) -> int | None:
+        """Close the log and queue ``build.log.end``; returns its outbox seq (None without a sink).
+
+        The publisher sends it only after every earlier event is acknowledged. Any line after this
+        raises :class:`LogStreamClosedError`.
+        """
+        self._check_open()
+        self.spill()
+        self._ended = True
+        if self._sink is None:
+            return None
+        ident = self.identity
+        end = BuildLogEnd(deployment_id=ident.deployment_id, job_id=ident.job_id, status=status)
+        (seq,) = self._sink.submit([make_event(EventKind.BUILD_LOG_END, end, prefix=self._prefix)], track=True)
+        return seq
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def _check_open(self) -> None:
+        if self._ended:
+            raise LogStreamClosedError(
+                f"log of deployment {self.identity.deployment_id} already ended: line rejected, not published"
+            )
+
+
+def _split(content: str, limit: int) -> list[str]:
+    return [content[i : i + limit] for i in range(0, len(content), limit)]
+
+
+async def _stop_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the child's process group, then SIGKILL it after a grace period."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(proc.wait()), _KILL_GRACE)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
