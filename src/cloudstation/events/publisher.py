@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from cloudstation.errors import AuthError, DeliveryError
 from cloudstation.events.contract import Event
@@ -36,8 +37,20 @@ log = logging.getLogger("cloudstation.events.publisher")
 
 DEFAULT_WINDOW = 2048
 _BATCH = 1024
+_FRESH_MAX = 8192
 _REMOVE_EVERY = 512
+_NO_TIMEOUT = 10 * 365 * 24 * 3600  # see _flush
 _HEADER_OVERHEAD = 160  # bytes of headers and protocol line we allow for, on top of the payload
+
+
+class _PubAckWire(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    error: dict[str, Any] | None = None
+
+
+_ACK_DECODER = msgspec.json.Decoder(_PubAckWire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +116,8 @@ class Publisher:
         self._parked: set[int] = set()
         self._parked_deployments: set[str] = set()
         self._no_responders: dict[int, StoredEvent] = {}
+        # Events this process just journaled, handed to the delivery loop without reading them back.
+        self._fresh: dict[int, StoredEvent] = {}
         self._parked_at = 0.0
         self._undelivered = 0
         self._tracked: set[int] = set()
@@ -119,6 +134,7 @@ class Publisher:
         self._unreachable_logged = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._flushes: set[asyncio.Future[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
 
     # -- public API --------------------------------------------------------------------------------
@@ -139,6 +155,10 @@ class Publisher:
         """
         seqs = self.outbox.append(events)
         self._undelivered += len(seqs)
+        if len(self._fresh) + len(seqs) <= _FRESH_MAX:
+            now = time.time()
+            for seq, ev in zip(seqs, events, strict=True):
+                self._fresh[seq] = StoredEvent(seq, ev, now, 0)
         if track:
             self._tracked.update(seqs)
         self._wake.set()
@@ -160,7 +180,8 @@ class Publisher:
                 return False
             self._progress.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), min(remaining, 0.5))
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await self._progress.wait()
 
     @property
     def undelivered(self) -> int:
@@ -196,13 +217,18 @@ class Publisher:
         if nc is not None:
             if nc.is_connected:
                 try:
-                    await nc.flush(timeout=self.settings.flush_timeout)
+                    self._nc = nc
+                    await self._flush()
                 except Exception as exc:
                     log.warning("final flush failed: %s", _describe(exc))
+                finally:
+                    self._nc = None
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(nc.drain(), self.settings.flush_timeout)
+                await nc.drain()  # bounded by the drain_timeout connect option
             with contextlib.suppress(Exception):
                 await nc.close()
+        for flush in list(self._flushes):
+            flush.cancel()
         errors.extend(sorted({str(e) for e in self.definite_errors.values()}))
         return DeliveryReport(
             delivered=self.delivered,
@@ -234,7 +260,7 @@ class Publisher:
                 self.fatal = exc
                 self._progress.set()
                 return
-            batch = self.outbox.next_batch(self._cursor, _BATCH)
+            batch = self._next_batch()
             if not batch:
                 self._flush_removals()
                 if self._parked and time.monotonic() - self._parked_at > self.retry_parked_after:
@@ -243,7 +269,8 @@ class Publisher:
                 self._wake.clear()
                 self._progress.set()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.retry_parked_after)
+                    async with asyncio.timeout(self.retry_parked_after):
+                        await self._wake.wait()
                 continue
             await self._deliver(batch)
             if self._rewind_from is not None:
@@ -257,6 +284,18 @@ class Publisher:
                 await asyncio.sleep(delay)
             else:
                 backoff.reset()
+
+    def _next_batch(self) -> list[StoredEvent]:
+        """The next events after the cursor: from memory when just submitted, else from the outbox."""
+        seq = self._cursor + 1
+        if seq in self._fresh:
+            batch: list[StoredEvent] = []
+            while seq in self._fresh and len(batch) < _BATCH:
+                batch.append(self._fresh.pop(seq))
+                seq += 1
+            return batch
+        self._fresh.clear()  # after a gap, a rewind or a retry pass the outbox is the truth
+        return self.outbox.next_batch(self._cursor, _BATCH)
 
     async def _deliver(self, batch: list[StoredEvent]) -> None:
         for item in batch:
@@ -298,9 +337,22 @@ class Publisher:
         except DeliveryError:
             return  # parked or rewound by whoever failed the future
         try:
-            await self._nc.flush(timeout=self.settings.flush_timeout)
+            await self._flush()
         except Exception as exc:
             log.warning("flush after %s failed (the event is acknowledged): %s", item.event.subject, _describe(exc))
+
+    async def _flush(self) -> None:
+        """``flush()`` bounded by the flush timeout, without ever cancelling nats-py's PING future.
+
+        nats-py cancels that future when its own timeout fires (or its caller is cancelled), and a
+        PONG arriving later then kills the connection's read loop. So nats-py gets no timeout of
+        its own and is shielded from ours; a late PONG just completes a forgotten task.
+        """
+        task = asyncio.ensure_future(self._nc.flush(timeout=_NO_TIMEOUT))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+        async with asyncio.timeout(self.settings.flush_timeout):
+            await asyncio.shield(task)
 
     async def _send(self, item: StoredEvent, barrier: asyncio.Future[Ack] | None) -> bool:
         ev = item.event
@@ -343,13 +395,13 @@ class Publisher:
             _fail(entry.barrier, DeliveryError("no responders"))
             return
         try:
-            resp = json.loads(msg.data)
-        except ValueError:
+            resp = _ACK_DECODER.decode(msg.data)
+        except msgspec.DecodeError:
             self._retry_from(item, "unreadable PubAck")
             _fail(entry.barrier, DeliveryError("unreadable PubAck"))
             return
-        if "error" in resp:
-            desc = str(resp["error"].get("description", resp["error"]))
+        if resp.error is not None:
+            desc = str(resp.error.get("description", resp.error))
             err = DeliveryError(f"{item.event.subject}: JetStream refused the event: {desc}")
             if "size" in desc or "payload" in desc:
                 self._park(item, err)
@@ -357,11 +409,7 @@ class Publisher:
                 self._retry_from(item, desc)
             _fail(entry.barrier, err)
             return
-        ack = Ack(
-            stream=str(resp.get("stream", "")),
-            seq=int(resp.get("seq", 0)),
-            duplicate=bool(resp.get("duplicate", False)),
-        )
+        ack = Ack(stream=resp.stream, seq=resp.seq, duplicate=resp.duplicate)
         self._to_remove.append(item.seq)
         self._undelivered -= 1
         self.delivered += 1
@@ -502,6 +550,7 @@ class Publisher:
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
             pending_size=8 * 1024 * 1024,
+            drain_timeout=max(1, int(self.settings.flush_timeout)),
         )
         connect = asyncio.create_task(nc.connect(**opts))
         auth = asyncio.create_task(self._auth_failed.wait())
