@@ -260,6 +260,10 @@ class Publisher:
                 self.fatal = exc
                 self._progress.set()
                 return
+            except DeliveryError as exc:
+                log.debug("%s; retrying", exc)
+                await asyncio.sleep(backoff.next())
+                continue
             batch = self._next_batch()
             if not batch:
                 self._flush_removals()
