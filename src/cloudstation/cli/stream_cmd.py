@@ -53,28 +53,23 @@ def stream(
     from cloudstation.cli.display import LogDisplay, choose_mode
     from cloudstation.events.logstream import LogIdentity
     from cloudstation.events.redaction import Redactor
-    from cloudstation.natsconn import settings_from_env
+    from cloudstation.events.session import EventSession
 
     identity = LogIdentity(deployment_id=deployment_id, job_id=job_id, service_id=service_id, owner_id=owner_id)
-    settings = settings_from_env(os.environ)
-    assert settings is not None
-    redactor = Redactor(os.environ.get(name, "") for name in redact_env)
-    if settings.nkey_seed is not None:
-        redactor.add(settings.nkey_seed.reveal())
+    session = EventSession(os.environ, required=True)
+    redactor = Redactor([os.environ.get(name, "") for name in redact_env] + session.secrets)
     display = LogDisplay(choose_mode(quiet=quiet, as_json=as_json))
     try:
-        rc = asyncio.run(_run(settings, identity, redactor, display, list(command), phase, send_end))
+        rc = asyncio.run(_run(session, identity, redactor, display, list(command), phase, send_end))
     finally:
         display.close()
     raise click.exceptions.Exit(rc)
 
 
 async def _run(
-    settings: Any, identity: Any, redactor: Any, display: Any, argv: list[str], phase: str, send_end: bool
+    session: Any, identity: Any, redactor: Any, display: Any, argv: list[str], phase: str, send_end: bool
 ) -> int:
     from cloudstation.events.logstream import LogStream
-    from cloudstation.events.outbox import Outbox, default_state_dir
-    from cloudstation.events.publisher import Publisher
 
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -88,10 +83,10 @@ async def _run(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
 
-    with Outbox(default_state_dir(os.environ)) as outbox:
-        pub = Publisher(settings, outbox)
-        await pub.start()
-        log = LogStream(pub, identity, prefix=settings.prefix, redactor=redactor, echo=display, phase=phase)
+    async with session:
+        log = LogStream(
+            session.publisher, identity, prefix=session.prefix, redactor=redactor, echo=display, phase=phase
+        )
         ticker = asyncio.create_task(_tick(display))
         try:
             rc = await log.run(argv)
@@ -112,13 +107,6 @@ async def _run(
             log.end("success" if rc == 0 else "failed")
         else:
             log.spill()
-        report = await pub.close()
-    if not report.complete:
-        reason = f" ({report.errors[0]})" if report.errors else ""
-        display.note(
-            f"cs: warning: {report.undelivered} event(s) not delivered yet{reason}; kept in {report.outbox_path}, "
-            "`cs events flush` delivers them"
-        )
     return rc
 
 
