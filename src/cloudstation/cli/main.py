@@ -20,6 +20,14 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("cloudstation.cli.events_cmd:events", "Publish, inspect and replay deployment events."),
     "nats": ("cloudstation.cli.nats_cmd:nats", "Set up, check or run the NATS JetStream server."),
     "stream": ("cloudstation.cli.stream_cmd:stream", "Run a command with its output streamed as a deployment log."),
+    "init": ("cloudstation.cli.lifecycle_cmd:init", "Detect the project and write a commented cloudstation.hcl."),
+    "validate": ("cloudstation.cli.lifecycle_cmd:validate", "Check cloudstation.hcl and every plugin's config."),
+    "build": ("cloudstation.cli.lifecycle_cmd:build", "Build each app (and push it when it has a registry)."),
+    "deploy": ("cloudstation.cli.lifecycle_cmd:deploy", "Deploy each app's last built artifact."),
+    "up": ("cloudstation.cli.lifecycle_cmd:up", "Build, push, deploy and release: the whole lifecycle."),
+    "destroy": ("cloudstation.cli.lifecycle_cmd:destroy", "Stop and remove each app's deployment."),
+    "status": ("cloudstation.cli.lifecycle_cmd:status", "Show each app's deployment status."),
+    "plugins": ("cloudstation.cli.lifecycle_cmd:plugins", "List the plugins and their config attributes."),
 }
 
 

@@ -1,0 +1,107 @@
+"""One ``cs build|deploy|up`` run over one or more apps: identity, log stream, events, signals.
+
+Each app is its own deployment (its own deployment id and log sequence). SIGTERM or SIGINT stops
+the running phase (the plugin's child within 2 s), publishes ``deployment.failed`` and
+``build.log.end failed``, and returns, so the process can exit within 3 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cloudstation.config.model import App
+from cloudstation.events.logstream import Echo, LogIdentity, LogStream
+from cloudstation.events.redaction import Redactor
+from cloudstation.events.session import EventSession
+from cloudstation.lifecycle.engine import Lifecycle, RunResult, Step
+from cloudstation.lifecycle.reporter import DeploymentIdentity, DeploymentReporter
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Identity flags of a run; missing ids are generated."""
+
+    deployment_id: str | None = None
+    job_id: int | None = None
+    service_id: str | None = None
+    owner_id: str = ""
+    team_id: str = ""
+    user_id: str = ""
+
+    def for_app(self, app: App, several: bool) -> DeploymentIdentity:
+        dep = self.deployment_id or f"local-{os.urandom(4).hex()}"
+        if several and self.deployment_id:
+            dep = f"{dep}-{app.name}"
+        job = self.job_id if self.job_id is not None else int.from_bytes(os.urandom(3), "big")
+        return DeploymentIdentity(
+            deployment_id=dep,
+            job_id=job,
+            service_id=self.service_id or app.name,
+            team_id=self.team_id,
+            user_id=self.user_id,
+            owner_id=self.owner_id,
+        )
+
+
+async def run_apps(
+    lifecycle: Lifecycle,
+    apps: Sequence[App],
+    steps: Sequence[Step],
+    *,
+    session: EventSession,
+    identity: RunIdentity,
+    redactor: Redactor,
+    echo: Echo | None,
+) -> tuple[list[RunResult], int | None]:
+    """Run ``steps`` for each app in turn, stopping at the first failure.
+
+    Returns the results and the signal number that stopped the run (None when none did).
+    """
+    for app in apps:
+        lifecycle.plugins(app)  # every config error before anything runs or is published
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    stopped: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not stopped:
+            stopped.append(signum)
+            main.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    results: list[RunResult] = []
+    try:
+        for app in apps:
+            ident = identity.for_app(app, several=len(apps) > 1)
+            log = LogStream(
+                session.publisher,
+                LogIdentity(ident.deployment_id, ident.job_id, ident.service_id, ident.owner_id),
+                prefix=session.prefix,
+                redactor=redactor,
+                echo=echo,
+            )
+            reporter = DeploymentReporter(session.publisher, ident, log, prefix=session.prefix)
+            reporter.start()
+            result = RunResult(app=app.name, deployment_id=ident.deployment_id)
+            results.append(result)
+            try:
+                await lifecycle.run(app, steps, log, result)
+            except asyncio.CancelledError:
+                if not stopped:
+                    raise
+                main.uncancel()
+                result.error = result.error or f"stopped by signal {stopped[0]}"
+            finally:
+                reporter.finish(result.ok)
+            if not result.ok:
+                break
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    return results, (stopped[0] if stopped else None)
