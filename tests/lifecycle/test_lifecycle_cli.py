@@ -46,6 +46,12 @@ app "web" {{
     return app / "cloudstation.hcl"
 
 
+def _hcl(build: str, deploy: str = 'use = "noop"', extra: str = "") -> str:
+    """A one-app project file; ``build``/``deploy`` are the blocks' bodies (one attribute a line, ``;``)."""
+    body = "\n    ".join(build.split("; "))
+    return f'project = "p"\napp "web" {{\n  build {{\n    {body}\n  }}\n  deploy {{\n    {deploy}\n  }}\n{extra}}}\n'
+
+
 def _setup(cs: CsRunner, url: str) -> dict[str, str]:
     env = {"NATS_SERVERS": url}
     assert cs("nats", "setup", env=env).returncode == 0
@@ -153,30 +159,22 @@ def test_build_then_deploy_uses_the_remembered_artifact(cs: CsRunner, tmp_path: 
 
 def test_validate_reports_plugin_config_errors_with_location(cs: CsRunner, tmp_path: Path) -> None:
     hcl = tmp_path / "cloudstation.hcl"
-    hcl.write_text(
-        'project = "p"\napp "web" {\n  build {\n    use = "exec"\n    build_cmd = "make"\n    colour = "blue"\n  }\n  deploy {\n    use = "noop"\n  }\n}\n'
-    )
+    hcl.write_text(_hcl('use = "exec"; build_cmd = "make"; colour = "blue"'))
     res = cs("validate", "-f", str(hcl))
     assert res.returncode == 2
     assert res.stderr.strip() == (
         f'cs: error: {hcl}:6: app "web": build: attribute "colour": '
         "not an attribute of plugin 'exec' (it takes: build_cmd, env, output)"
     )
-    hcl.write_text(
-        'project = "p"\napp "web" {\n  build {\n    use = "exec"\n    build_cmd = "make"\n  }\n  deploy {\n    use = "nosuch"\n  }\n}\n'
-    )
+    hcl.write_text(_hcl('use = "exec"; build_cmd = "make"', 'use = "nosuch"'))
     res = cs("validate", "-f", str(hcl))
     assert res.returncode == 2
     assert f'{hcl}:8: app "web": deploy: attribute "use": unknown plugin \'nosuch\' (known: ' in res.stderr
-    hcl.write_text(
-        'project = "p"\napp "web" {\n  build {\n    use = "exec"\n    build_cmd = "make"\n  }\n  deploy {\n    use = "noop"\n  }\n  registry {\n    use = "exec"\n  }\n}\n'
-    )
+    hcl.write_text(_hcl('use = "exec"; build_cmd = "make"', extra='  registry {\n    use = "exec"\n  }\n'))
     res = cs("validate", "-f", str(hcl))
     assert res.returncode == 2
     assert "registry: attribute \"use\": plugin 'exec' cannot be used as registry (it provides: build)" in res.stderr
-    hcl.write_text(
-        'project = "p"\napp "web" {\n  build {\n    use = "noop"\n  }\n  deploy {\n    use = "noop"\n  }\n}\n'
-    )
+    hcl.write_text(_hcl('use = "noop"'))
     res = cs("validate", "-f", str(hcl), "--json")
     assert res.returncode == 0
     assert json.loads(res.stdout)["apps"] == {"web": {"build": "noop", "deploy": "noop"}}
@@ -191,9 +189,7 @@ def test_third_party_plugin_registered_by_entry_point_is_listed_and_runs(cs: CsR
     assert greet["config"] == [{"name": "greeting", "type": "str", "required": False}]
     assert greet["distribution"] == "cs-sample-plugin"
     hcl = tmp_path / "cloudstation.hcl"
-    hcl.write_text(
-        'project = "p"\napp "web" {\n  build {\n    use = "greet"\n    greeting = "howdy"\n  }\n  deploy {\n    use = "noop"\n  }\n}\n'
-    )
+    hcl.write_text(_hcl('use = "greet"; greeting = "howdy"'))
     res = cs("build", "-f", str(hcl), env=env)
     assert res.returncode == 0, res.stderr
     assert "howdy from a third-party plugin" in res.stdout
