@@ -52,21 +52,26 @@ class Summary:
 
 @dataclass(frozen=True)
 class Goal:
-    """A target figure: ``value`` should be at most ``limit`` (same unit)."""
+    """A target figure: ``value`` should be at most ``limit`` (same unit), or at least it with ``at_least``."""
 
     name: str
     value: float
     limit: float
     unit: str
+    at_least: bool = False
 
     @property
     def met(self) -> bool:
-        return self.value <= self.limit
+        return self.value >= self.limit if self.at_least else self.value <= self.limit
 
     @property
     def ratio(self) -> float:
-        """``value / limit``: at most 1.0 when the goal is met."""
+        """``value / limit``: at most 1.0 when an upper-bound goal is met, at least 1.0 for ``at_least``."""
         return self.value / self.limit if self.limit else math.inf
+
+    @property
+    def direction(self) -> str:
+        return ">=" if self.at_least else "<="
 
 
 @dataclass
@@ -91,7 +96,14 @@ class BenchResult:
             "series": {name: _rounded(asdict(s)) for name, s in self.series.items()},
             "ratios": {k: round(v, 4) for k, v in self.ratios.items()},
             "goals": [
-                {"name": g.name, "value": round(g.value, 4), "limit": g.limit, "unit": g.unit, "met": g.met}
+                {
+                    "name": g.name,
+                    "value": round(g.value, 4),
+                    "limit": g.limit,
+                    "unit": g.unit,
+                    "direction": g.direction,
+                    "met": g.met,
+                }
                 for g in self.goals
             ],
             "details": self.details,
@@ -136,7 +148,7 @@ def format_table(result: BenchResult) -> str:
         for g in result.goals:
             verdict = "met" if g.met else "NOT met"
             lines.append(
-                f"     {g.name}: {g.value:.2f} {g.unit} vs <= {g.limit:g} {g.unit} "
+                f"     {g.name}: {g.value:.2f} {g.unit} vs {g.direction} {g.limit:g} {g.unit} "
                 f"({g.ratio:.2f} of the goal) {verdict}"
             )
     for key, value in result.details.items():

@@ -1,6 +1,7 @@
 """A throw-away ``nats-server`` for the benches: packaged binary, free loopback port, temp store dir.
 
-Owns the server's lifetime: started with JetStream on a free port (never 4222) and a private store dir,
+Owns the server's lifetime: started with JetStream on a free port (never 4222; or a given one, to bring
+a server back where an earlier one was stopped) and a private store dir,
 stopped by PID (SIGTERM, then SIGKILL) when the ``with`` block ends, and its directory removed.
 """
 
@@ -32,10 +33,10 @@ def free_port() -> int:
 class BenchServer:
     """One JetStream-enabled ``nats-server`` in a temporary directory. Use as a context manager."""
 
-    def __init__(self, workdir: Path | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, port: int | None = None) -> None:
         self._own_dir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="cs-bench-nats-")) if workdir is None else workdir
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

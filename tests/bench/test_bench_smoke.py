@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.logstream import count_in_file
 from bench.startup import parse_importtime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,8 @@ def only_result(stdout: str, bench: str) -> dict[str, Any]:
         assert set(series) == {"n", "p50_ms", "p99_ms", "mean_ms", "min_ms"}
         assert all(isinstance(v, int | float) and v >= 0 for v in series.values())
     for goal in result["goals"]:
-        assert set(goal) == {"name", "value", "limit", "unit", "met"}
+        assert set(goal) == {"name", "value", "limit", "unit", "direction", "met"}
+        assert goal["direction"] in ("<=", ">=")
         assert isinstance(goal["met"], bool)
     assert all(isinstance(v, float) and v > 0 for v in result["ratios"].values())
     out: dict[str, Any] = result
@@ -88,12 +90,87 @@ def test_startup_bench_tiny() -> None:
         assert 1 <= len(result["details"][key]) <= 3
 
 
+def test_logstream_bench_tiny() -> None:
+    proc = run_bench("bench.logstream", "--lines", "2000", "--down-timeout", "1", "--json")
+    result = only_result(proc.stdout, "logstream")
+    assert result["params"]["lines"] == 2000
+    assert set(result["series"]) == {
+        "cs stream, server up: spawn -> exit (all acked)",
+        "publish_async: N publishes -> all acked",
+        "child under cs stream (own run time)",
+        "child to /dev/null (own run time)",
+        "child piped to cat (own run time)",
+        "cs stream, server down: spawn -> exit",
+        "child under cs stream, server down",
+        "cs events flush (outbox -> all acked)",
+        "cs events pending --json",
+    }
+    assert set(result["ratios"]) == {
+        "lines/s cs stream / publish_async",
+        "child time under cs / to /dev/null",
+        "child time under cs / piped to cat",
+        "child time piped to cat / to /dev/null",
+        "cs wall / child to /dev/null",
+        "child time under cs, server down / to /dev/null",
+        "lines/s cs events flush / publish_async",
+    }
+    assert {g["name"]: (g["unit"], g["direction"]) for g in result["goals"]} == {
+        "cs stream lines/s (end to end, acked)": ("lines/s", ">="),
+        "lines/s vs publish_async": ("x", ">="),
+        "child time under cs / to /dev/null": ("x", "<="),
+        "peak RSS of cs stream, server down": ("MB", "<="),
+    }
+    details = result["details"]
+    # Counts, not timings: every event reached the stream, or was kept and then flushed.
+    assert details["stream holds (lines, ends)"] == {
+        "cs stream": [2000, 1],
+        "publish_async": [2000, 0],
+        "after cs events flush": [2000, 1],
+    }
+    assert details["server down: outbox kept (by kind)"] == {"build.log": 2000, "build.log.end": 1}
+    assert details["server down: outbox kept, all N+1"] is True
+    assert details["server down: cs events pending --json rows"] == {"build.log": 2000, "build.log.end": 1}
+    assert details["after flush: outbox left"] == 0
+    assert details["server down: outbox files (bytes)"]["outbox.sqlite3"] > 0
+    assert set(details["throughput (lines/s)"]) >= {"cs stream, N lines + end, acked", "publish_async, N lines, acked"}
+    assert set(details["peak RSS (MB)"]) >= {"cs stream, server down", "cs events flush"}
+
+
 def test_all_benches_print_tables() -> None:
     proc = run_bench(
-        "bench", "--delivery-n", "3", "--delivery-warmup", "0", "--startup-n", "1", "--startup-warmup", "0"
+        "bench",
+        "--delivery-n",
+        "3",
+        "--delivery-warmup",
+        "0",
+        "--startup-n",
+        "1",
+        "--startup-warmup",
+        "0",
+        "--logstream-lines",
+        "200",
+        "--logstream-down-timeout",
+        "0.5",
     )
-    for heading in ("== delivery:", "== startup:", "p50 ms", "p99 ms", "ratios:", "goals (reported, not asserted):"):
+    for heading in (
+        "== delivery:",
+        "== startup:",
+        "== logstream:",
+        "p50 ms",
+        "p99 ms",
+        "ratios:",
+        "goals (reported, not asserted):",
+        ">= 25000 lines/s",
+    ):
         assert heading in proc.stdout
+
+
+def test_count_in_file_counts_across_chunk_boundaries(tmp_path: Path) -> None:
+    path = tmp_path / "rows.json"
+    path.write_bytes(b'[{"kind":"build.log"},{"kind":"build.log"},{"kind":"build.log.end"}]')
+    for chunk in (1, 3, 7, 1 << 20):
+        assert count_in_file(path, b'"kind":"build.log"', chunk=chunk) == 2
+        assert count_in_file(path, b'"kind":"build.log.end"', chunk=chunk) == 1
 
 
 def test_parse_importtime_keeps_two_levels_with_parents() -> None:
