@@ -1,0 +1,1 @@
+"""Reusable test doubles: recording fake executables (:mod:`tests.fakes.fakebin`)."""
