@@ -72,7 +72,15 @@ async def connect_plain(nc_opts: dict[str, Any], *, timeout: float = 5.0) -> Any
             auth_failed.set()
 
     opts = dict(nc_opts)
-    opts.update(allow_reconnect=False, connect_timeout=min(timeout, 5.0), error_cb=on_error)
+    # nats-py retries a refused server inside connect() until max_reconnect_attempts is exceeded:
+    # keep that to one quick retry so an unreachable server is reported at once.
+    opts.update(
+        allow_reconnect=False,
+        connect_timeout=min(timeout, 5.0),
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.2,
+        error_cb=on_error,
+    )
     try:
         return await asyncio.wait_for(nats.connect(**opts), timeout)
     except Exception as exc:
