@@ -28,6 +28,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "destroy": ("cloudstation.cli.lifecycle_cmd:destroy", "Stop and remove each app's deployment."),
     "status": ("cloudstation.cli.lifecycle_cmd:status", "Show each app's deployment status."),
     "plugins": ("cloudstation.cli.lifecycle_cmd:plugins", "List the plugins and their config attributes."),
+    "dispatch": ("cloudstation.cli.dispatch_cmd:dispatch", "Run a Nomad-dispatched deployment task (NOMAD_META_*)."),
 }
 
 

@@ -102,7 +102,7 @@ class Lifecycle:
         plugins = self.plugins(app)
         ctx = self.context(app, log, result.deployment_id)
         artifact = result.artifact
-        if "build" not in steps and "deploy" in steps:
+        if "build" not in steps and "deploy" in steps and artifact is None:
             artifact = self._load_artifact(app)
         for step in steps:
             block = app.component(step)

@@ -1,0 +1,100 @@
+"""What one dispatched deployment carries while its task runs: log, events, backend, redaction, files.
+
+Owns :class:`TaskContext` (handed to every task function) and its ``step`` helper, which brackets a
+phase with the best-effort backend step updates (``in_progress`` → ``completed`` | ``failed``). A backend
+failure is a warning in the log, never a failed deployment; an update is bounded so a dead backend cannot
+hold a stopping worker past its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloudstation.backend.client import BackendClient, Step
+from cloudstation.events.contract import Event
+from cloudstation.events.logstream import EventSink, LogStream
+from cloudstation.events.redaction import Redactor
+
+log = logging.getLogger("cloudstation.dispatch")
+
+# A step update may retry for a while (3 retries with backoff); never longer than this per update.
+STEP_UPDATE_BOUND = 10.0
+# While stopping (signal, timeout) the failure update gets much less.
+STOPPING_UPDATE_BOUND = 0.8
+
+
+@dataclass
+class TaskContext:
+    """One deployment's runtime: its log stream, event sink, backend client, redactor and work dir."""
+
+    log: LogStream
+    redactor: Redactor
+    env: Mapping[str, str]
+    work_dir: Path
+    state_dir: Path
+    sink: EventSink | None = None
+    prefix: str = ""
+    backend: BackendClient | None = None
+    deployment_id: str = ""
+    deployment_type: str = ""
+    stopping: bool = False
+    current_step: Step | None = field(default=None, init=False)
+
+    def say(self, text: str, *, phase: str | None = None) -> None:
+        """A progress line of cs's own in the deployment log."""
+        self.log.emit(text, phase=phase)
+
+    def warn(self, text: str) -> None:
+        self.log.emit(f"warning: {text}", output="stderr")
+
+    def publish(self, event: Event) -> None:
+        """Journal ``event`` for delivery (a no-op without NATS)."""
+        if self.sink is not None:
+            self.sink.submit([event])
+
+    def add_secrets(self, *secrets: str) -> None:
+        self.redactor.add(*secrets)
+
+    async def update_step(self, step: Step, status: str, error: str | None = None) -> None:
+        """Best-effort backend step update, bounded in time; a failure is a logged warning."""
+        if self.backend is None:
+            return
+        bound = STOPPING_UPDATE_BOUND if self.stopping else STEP_UPDATE_BOUND
+        try:
+            async with asyncio.timeout(bound):
+                ok = await self.backend.update_step(
+                    self.deployment_id,
+                    self.deployment_type,
+                    step,
+                    status,  # type: ignore[arg-type]
+                    self.redactor.redact(error) if error else None,
+                )
+        except TimeoutError:
+            ok = False
+        if not ok:
+            self.warn(f"backend step update {step}/{status} not recorded (the deployment goes on)")
+
+    @contextlib.asynccontextmanager
+    async def step(self, step: Step, *, phase: str | None = None) -> AsyncIterator[None]:
+        """Run a block as backend step ``step``: ``in_progress``, then ``completed`` or ``failed``."""
+        self.log.phase = phase or step
+        self.current_step = step
+        await self.update_step(step, "in_progress")
+        try:
+            yield
+        except BaseException as exc:
+            self.current_step = None
+            reason = str(exc) if str(exc) else type(exc).__name__
+            if isinstance(exc, asyncio.CancelledError):
+                reason = "stopped"
+                self.stopping = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self.update_step(step, "failed", reason))
+            raise
+        self.current_step = None
+        await self.update_step(step, "completed")

@@ -1,0 +1,312 @@
+"""The ``cs dispatch`` worker: input → params → one task under a deadline and signals → events → exit code.
+
+Owns the process-level contract of a Nomad-dispatched job:
+
+- input: ``NOMAD_META_TASK`` + ``NOMAD_META_PARAMS`` (base64 of JSON), or a task and a plain JSON file;
+- invalid input is a :class:`~cloudstation.dispatch.params.ParamsError` (exit 2); when the document still
+  names ``deploymentJobId``, ``deploymentId`` and ``serviceId``, ``deployment.failed`` and
+  ``build.log.end failed`` are published first (the original published nothing);
+- the job deadline ``CS_JOB_TIMEOUT`` (default 15m) and SIGTERM / SIGINT cancel the running phase (its
+  children are stopped within 2 s), publish ``deployment.failed`` + ``build.log.end failed`` and exit 1
+  within 3 s;
+- at exit the events are awaited for ``CS_DELIVERY_TIMEOUT``; what is not acknowledged stays in the outbox
+  (``$NOMAD_ALLOC_DIR/cs``) and is reported, without changing the exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloudstation.backend.client import BackendClient
+from cloudstation.dispatch.context import TaskContext
+from cloudstation.dispatch.params import ParamsError, PartialIdentity, Task, decode_params, parse_task
+from cloudstation.dispatch.params_models import DeployParamsBase, DestroyJobPackParams
+from cloudstation.errors import ConfigError, ContractError, CsError, ExitCode
+from cloudstation.events.contract import validate_deployment_id
+from cloudstation.events.logstream import Echo, LogIdentity, LogStream
+from cloudstation.events.outbox import default_state_dir
+from cloudstation.events.redaction import Redactor
+from cloudstation.events.session import EventSession
+from cloudstation.lifecycle.reporter import DeploymentIdentity, DeploymentReporter
+from cloudstation.natsconn import format_duration, parse_duration
+
+log = logging.getLogger("cloudstation.dispatch")
+
+DEFAULT_JOB_TIMEOUT = 15 * 60.0
+# After a signal, how long the events may take to be acknowledged (Nomad's kill_timeout is 5 s).
+STOP_DELIVERY_TIMEOUT = 1.0
+
+TaskBody = Callable[[TaskContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DispatchRequest:
+    """What to run: a task name and its params document (base64 of JSON, or plain JSON)."""
+
+    task: str
+    raw: bytes | str
+    base64_encoded: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a dispatch ended: the exit code and a one-line, redacted reason when it failed."""
+
+    exit_code: int
+    error: str = ""
+
+
+def request_from_env(env: Mapping[str, str]) -> DispatchRequest:
+    """The request Nomad gives: ``NOMAD_META_TASK`` and ``NOMAD_META_PARAMS`` (base64)."""
+    return DispatchRequest(env.get("NOMAD_META_TASK", ""), env.get("NOMAD_META_PARAMS", ""), base64_encoded=True)
+
+
+def request_from_file(task: str, path: Path) -> DispatchRequest:
+    """A local request: ``task`` and the plain JSON document in ``path``."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ParamsError(f"params file {path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    return DispatchRequest(task, data, base64_encoded=False)
+
+
+def job_timeout(env: Mapping[str, str]) -> float:
+    """``CS_JOB_TIMEOUT`` in seconds (default 15m)."""
+    text = env.get("CS_JOB_TIMEOUT", "").strip()
+    return parse_duration(text, name="CS_JOB_TIMEOUT") if text else DEFAULT_JOB_TIMEOUT
+
+
+def run(request: DispatchRequest, env: Mapping[str, str], *, echo: Echo | None = None) -> Outcome:
+    """Run one dispatch to the end; raises ``ParamsError``/``ConfigError`` (exit 2) for bad input."""
+    deadline = job_timeout(env)
+    kind = parse_task(request.task)
+    try:
+        params = decode_params(kind, request.raw, base64_encoded=request.base64_encoded, env=env)
+        if isinstance(params, DeployParamsBase):
+            _check_subject_token(params.deployment_id, params)
+    except ParamsError as exc:
+        asyncio.run(_report_invalid(exc, env))
+        raise
+    if isinstance(params, DestroyJobPackParams):
+        from cloudstation.dispatch.destroy import destroy_jobs
+
+        return asyncio.run(_run_destroy(params, env, echo, deadline, destroy_jobs))
+    from cloudstation.dispatch.tasks import task_body
+
+    return asyncio.run(_run_deploy(kind, params, env, echo, deadline, task_body(kind, params)))
+
+
+def _check_subject_token(deployment_id: str, params: DeployParamsBase) -> None:
+    try:
+        validate_deployment_id(deployment_id)
+    except ContractError:
+        raise ParamsError(
+            'params: field "deploymentId" cannot be used in a subject (no ".", "*", ">" or white space)',
+            field="deploymentId",
+            identity=PartialIdentity(),  # cannot be addressed
+        ) from None
+
+
+# ------------------------------------------------------------------------------------- invalid input
+
+
+async def _report_invalid(exc: ParamsError, env: Mapping[str, str]) -> None:
+    """Publish ``deployment.failed`` + ``build.log.end failed`` for an invalid document, when addressable."""
+    ident = exc.identity
+    if not ident.can_report_failure or ident.deployment_job_id is None or ident.deployment_type is None:
+        return
+    try:
+        validate_deployment_id(ident.deployment_id)
+        session = EventSession(env)
+    except (ContractError, ConfigError) as problem:
+        log.warning("the failure cannot be published: %s", problem)
+        return
+    identity = DeploymentIdentity(
+        deployment_id=ident.deployment_id,
+        job_id=ident.deployment_job_id,
+        service_id=ident.service_id,
+        team_id=ident.team_id,
+        user_id=ident.user_id,
+        owner_id=ident.owner_id,
+        type=ident.deployment_type,
+    )
+    async with session:
+        stream = LogStream(
+            session.publisher,
+            LogIdentity(identity.deployment_id, identity.job_id, identity.service_id, identity.owner_id),
+            prefix=session.prefix,
+            redactor=Redactor(session.secrets),
+        )
+        stream.emit(f"error: {exc}", output="stderr")
+        DeploymentReporter(session.publisher, identity, stream, prefix=session.prefix).finish(False)
+        await session.close()
+
+
+# ------------------------------------------------------------------------------------------- deploys
+
+
+def _work_dir(env: Mapping[str, str]) -> tuple[Path, bool]:
+    """The deployment's scratch directory and whether it is ours to remove (``CS_WORK_DIR`` is kept)."""
+    given = env.get("CS_WORK_DIR", "").strip()
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        return path, False
+    base = env.get("NOMAD_TASK_DIR") or None
+    return Path(tempfile.mkdtemp(prefix="cs-dispatch-", dir=base)), True
+
+
+def _backend(params: DeployParamsBase, env: Mapping[str, str]) -> BackendClient | None:
+    try:
+        return BackendClient.from_params(
+            params.backend_url, params.access_token, env, cluster_domain=params.cluster_domain
+        )
+    except ConfigError as exc:
+        log.warning("backend updates disabled: %s", exc)
+        return None
+
+
+async def _run_deploy(
+    kind: Task,
+    params: DeployParamsBase,
+    env: Mapping[str, str],
+    echo: Echo | None,
+    deadline: float,
+    body: TaskBody,
+) -> Outcome:
+    identity = DeploymentIdentity(
+        deployment_id=params.deployment_id,
+        job_id=params.deployment_job_id,
+        service_id=params.service_id,
+        team_id=params.team_id,
+        user_id=params.user_id,
+        owner_id=params.owner_id,
+        type="image" if kind is Task.DEPLOY_IMAGE else "git_repo",
+    )
+    session = EventSession(env)
+    redactor = Redactor([*params.secrets(), *session.secrets])
+    work_dir, remove_work_dir = _work_dir(env)
+    backend = _backend(params, env)
+    try:
+        async with session:
+            stream = LogStream(
+                session.publisher,
+                LogIdentity(identity.deployment_id, identity.job_id, identity.service_id, identity.owner_id),
+                prefix=session.prefix,
+                redactor=redactor,
+                echo=echo,
+            )
+            reporter = DeploymentReporter(session.publisher, identity, stream, prefix=session.prefix)
+            ctx = TaskContext(
+                log=stream,
+                redactor=redactor,
+                env=env,
+                work_dir=work_dir,
+                state_dir=default_state_dir(env),
+                sink=session.publisher,
+                prefix=session.prefix,
+                backend=backend,
+                deployment_id=identity.deployment_id,
+                deployment_type=identity.type,
+            )
+            reporter.start()
+            stream.emit(f"cs dispatch: {kind.value} of deployment {identity.deployment_id}")
+            error, stopped = await _supervise(lambda: body(ctx), deadline, ctx)
+            if error:
+                ctx.stopping = True
+                stream.emit(f"error: {error}", output="stderr")
+            else:
+                stream.emit("deployment succeeded")
+            reporter.finish(not error)
+            await session.close(STOP_DELIVERY_TIMEOUT if stopped else None)
+    finally:
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                await backend.aclose()
+        if remove_work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    return Outcome(ExitCode.FAILED, redactor.redact(error)) if error else Outcome(ExitCode.OK)
+
+
+async def _supervise(start: Callable[[], Awaitable[None]], deadline: float, ctx: TaskContext) -> tuple[str, bool]:
+    """Run the task under the deadline and SIGTERM/SIGINT; ``(error, stopped by signal)``."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    signals: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not signals:
+            signals.append(signum)
+            ctx.stopping = True
+            main.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    error = ""
+    try:
+        async with asyncio.timeout(deadline):
+            await start()
+    except TimeoutError:
+        error = f"the job timed out after {format_duration(deadline)} (CS_JOB_TIMEOUT)"
+    except asyncio.CancelledError:
+        if not signals:
+            raise
+        main.uncancel()
+        error = f"stopped by {signal.Signals(signals[0]).name}"
+    except CsError as exc:
+        error = str(exc)
+    except Exception as exc:  # a bug: report it without its text (it may quote data)
+        log.debug("task crashed", exc_info=True)
+        error = f"internal error: {type(exc).__name__} (a bug in cs)"
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    return " ".join(error.split()), bool(signals)
+
+
+# ------------------------------------------------------------------------------------------- destroy
+
+
+async def _run_destroy(
+    params: DestroyJobPackParams,
+    env: Mapping[str, str],
+    echo: Echo | None,
+    deadline: float,
+    destroy: Callable[[TaskContext, DestroyJobPackParams], Awaitable[int]],
+) -> Outcome:
+    session = EventSession(env)
+    redactor = Redactor([*params.secrets(), *session.secrets])
+    async with session:
+        # No deployment: the output is shown (redacted) but not published as a build log.
+        stream = LogStream(None, LogIdentity("destroy-job-pack", 0), redactor=redactor, echo=echo, phase="deploy")
+        ctx = TaskContext(
+            log=stream,
+            redactor=redactor,
+            env=env,
+            work_dir=Path(os.getcwd()),
+            state_dir=default_state_dir(env),
+            sink=session.publisher,
+            prefix=session.prefix,
+        )
+        failed: list[int] = []
+
+        async def body() -> None:
+            failed.append(await destroy(ctx, params))
+
+        error, stopped = await _supervise(body, deadline, ctx)
+        await session.close(STOP_DELIVERY_TIMEOUT if stopped else None)
+    if error:
+        return Outcome(ExitCode.FAILED, redactor.redact(error))
+    if failed and failed[0]:
+        return Outcome(ExitCode.FAILED, f"{failed[0]} of {len(params.jobs)} job(s) could not be stopped")
+    return Outcome(ExitCode.OK)
