@@ -1,0 +1,83 @@
+"""Helpers for the ``cs dispatch`` tests: params documents, the Nomad environment, fakes on PATH, stream reads."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import nkeys
+
+from tests.conftest import CsResult, CsRunner
+from tests.fakes.fakebin import FakeBin
+from tests.natsserver import NatsServer
+from tests.streamread import StoredMsg, read_stream
+
+# Canary secrets: none may appear in output, the stream, the outbox or a generated file (but where needed).
+GIT_PASS = "CANARY-gitpass-7f3a91"
+REGISTRY_PASSWORD = "CANARY-regpass-2b8c44"
+NOMAD_TOKEN = "CANARY-nomadtok-9e1d07"
+ACCESS_TOKEN = "CANARY-access-5c6f22"
+VAULT_VALUE = "CANARY-vaultval-8a4e13"
+ROLE_ID = "CANARY-roleid-1d2e3f"
+SECRET_ID = "CANARY-secretid-4a5b6c"
+# A fresh NKey user seed (the test server has no auth: it only has to be valid and kept secret).
+NKEY_SEED: str = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER).decode()
+CANARIES = (GIT_PASS, REGISTRY_PASSWORD, NOMAD_TOKEN, ACCESS_TOKEN, VAULT_VALUE, ROLE_ID, SECRET_ID)
+
+IDENTITY: dict[str, Any] = {
+    "jobId": "web-job",
+    "deploymentId": "dep-1",
+    "serviceId": "svc-1",
+    "teamId": "team-1",
+    "userId": 7,
+    "ownerId": "owner-1",
+    "deploymentJobId": "42",
+}
+
+
+def b64(document: object) -> str:
+    return base64.b64encode(json.dumps(document).encode()).decode()
+
+
+def tool_path(fake_bin: FakeBin) -> str:
+    """The fakes first, then the directory of the real git (and whatever else lives there)."""
+    git = shutil.which("git")
+    assert git is not None
+    return f"{fake_bin.bin_dir}:{Path(git).parent}"
+
+
+def dispatch(cs: CsRunner, task: str, params: object, env: dict[str, str], *, timeout: float = 60) -> CsResult:
+    """``cs dispatch`` as Nomad runs it: NOMAD_META_TASK and NOMAD_META_PARAMS (base64)."""
+    return cs("dispatch", env={**env, "NOMAD_META_TASK": task, "NOMAD_META_PARAMS": b64(params)}, timeout=timeout)
+
+
+def setup_stream(cs: CsRunner, server: NatsServer) -> dict[str, str]:
+    env = {"NATS_SERVERS": server.url}
+    assert cs("nats", "setup", env=env).returncode == 0
+    return env
+
+
+def stored(server: NatsServer) -> list[StoredMsg]:
+    return read_stream(server.url)
+
+
+def outcome_events(messages: list[StoredMsg]) -> list[tuple[str, Any]]:
+    """Every non-log event as (subject, payload), in stream order."""
+    return [(m.subject, m.json) for m in messages if not m.subject.startswith("build.log.dep")]
+
+
+def log_text(messages: list[StoredMsg]) -> str:
+    return "".join(m.json["content"] for m in messages if m.subject.startswith("build.log.") and "content" in m.json)
+
+
+def all_text_under(root: Path) -> str:
+    """The text of every regular file under ``root`` (binary files decoded leniently)."""
+    out: list[str] = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            out.append(path.read_bytes().decode("utf-8", "replace"))
+    return "\n".join(out)
