@@ -1,0 +1,331 @@
+"""Each ``cs dispatch`` task end to end from ``NOMAD_META_*``: a real nats-server and git, recording fakes for
+docker, railpack, nixpacks, nomad-pack, nomad, Vault and the backend; the stream, the commands, the requests."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from cloudstation.plugins.builtin.packs import embedded_pack_dir
+from cloudstation.plugins.builtin.packs.schema import load_variables, read_vars_file, vars_problems
+from tests.backend.recording_backend import recording_backend
+from tests.conftest import CsRunner
+from tests.dispatch.dispatch_kit import (
+    ACCESS_TOKEN,
+    CANARIES,
+    GIT_PASS,
+    IDENTITY,
+    NKEY_SEED,
+    NOMAD_TOKEN,
+    REGISTRY_PASSWORD,
+    ROLE_ID,
+    SECRET_ID,
+    VAULT_VALUE,
+    all_text_under,
+    b64,
+    dispatch,
+    log_text,
+    outcome_events,
+    setup_stream,
+    stored,
+    tool_path,
+)
+from tests.fakes import fakebin
+from tests.fakes.fakebin import FakeBin, Rule
+from tests.natsserver import NatsServer
+from tests.secrets.vault_fake_server import FakeVault, RunningFakeVault
+from tests.sources.sources_testkit import file_server, make_bare_repo
+
+fake_bin = fakebin.fake_bin  # the fixture
+
+RESULT = {
+    "jobId": 42,
+    "deploymentId": "dep-1",
+    "serviceId": "svc-1",
+    "teamId": "team-1",
+    "userId": "7",
+    "ownerId": "owner-1",
+}
+PACK_VARIABLES = load_variables(embedded_pack_dir())
+
+
+def _env(cs: CsRunner, server: NatsServer, fake_bin: FakeBin, tmp_path: Path) -> dict[str, str]:
+    for tool in ("docker", "railpack", "nixpacks", "nomad-pack", "nomad"):
+        fake_bin.add(tool)
+    env = setup_stream(cs, server)
+    return {
+        **env,
+        "NATS_CLIENT_PRIVATE_KEY": NKEY_SEED,
+        "PATH": tool_path(fake_bin),
+        "CS_WORK_DIR": str(tmp_path / "work"),
+        "NOMAD_ALLOC_DIR": str(tmp_path / "alloc"),
+    }
+
+
+def _check_vars_file(work: Path) -> dict[str, object]:
+    path = work / "state" / "plugins" / "nomad-pack" / "dispatch" / "app" / "vars.hcl"
+    values = read_vars_file(path)
+    assert hcl2.loads(path.read_text()) is not None  # python-hcl2 parses it
+    assert vars_problems(values, PACK_VARIABLES) == []
+    return values
+
+
+def _no_canary(*texts: str) -> None:
+    for text in texts:
+        for canary in (*CANARIES, NKEY_SEED):
+            assert canary not in text, canary
+
+
+def test_deploy_repository_end_to_end(cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path) -> None:
+    env = _env(cs, nats_server, fake_bin, tmp_path)
+    fake_bin.add("railpack", Rule(("build",), stderr="railpack: no plan\n", exit_code=1))
+    make_bare_repo(tmp_path / "remote", "acme/web", {"main": {"app/Dockerfile": "FROM scratch\n", "README": "x"}})
+    fake = FakeVault(role_id=ROLE_ID, secret_id=SECRET_ID, kv2={"kv/data/svc-1": {"API_KEY": VAULT_VALUE}})
+    with RunningFakeVault(fake) as vault, recording_backend() as backend:
+        backend.on("/api/local/ask-domain", (200, {"domain": "web-abc"}))
+        backend.on("/api/local/deployment-step/update", (200, {}))
+        backend.on("/api/local/service-update/", (200, {}))
+        params: dict[str, Any] = {
+            **IDENTITY,
+            "repository": "acme/web",
+            "branch": "main",
+            "gitPass": GIT_PASS,
+            "imageName": "web",
+            "imageTag": "v1",
+            "nomadAddress": "http://127.0.0.1:4646",
+            "nomadToken": NOMAD_TOKEN,
+            "vaultAddress": vault.url,
+            "roleId": ROLE_ID,
+            "secretId": SECRET_ID,
+            "secretsPath": "kv/data/svc-1",
+            "clusterDomain": "apps.example.com",
+            "backendUrl": backend.base_url,
+            "accessToken": ACCESS_TOKEN,
+            "cpu": "500",
+            "ram": 1024,
+            "networks": [{"portNumber": 3000, "portType": "http", "public": True}],
+            "build": {
+                "builder": "railpack",
+                "rootDirectory": "app",
+                "registryUrl": "reg.example.com",
+                "registryNamespace": "team",
+                "registryUsername": "robot",
+                "registryPassword": REGISTRY_PASSWORD,
+            },
+        }
+        res = dispatch(cs, "deploy-repository", params, {**env, "CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}"})
+    assert res.returncode == 0, res.stderr
+    msgs = stored(nats_server)
+    assert outcome_events(msgs) == [
+        ("deployment.status.changed", {"jobId": 42, "status": "IN_PROGRESS"}),
+        ("deployment.succeeded", {**RESULT, "type": "git_repo"}),
+        ("build.log.end.dep-1", {"deploymentId": "dep-1", "jobId": 42, "status": "success"}),
+    ]
+    logs = [m.json for m in msgs if m.subject == "build.log.dep-1"]
+    assert [m["sequence"] for m in logs] == list(range(1, len(logs) + 1))
+    assert {m["phase"] for m in logs} >= {"init", "clone", "build", "registry", "deploy", "release"}
+    text = log_text(msgs)
+    assert "builder railpack failed; trying csdocker" in text
+
+    image = "reg.example.com/team/web:v1"
+    calls = [(c.tool, c.args) for c in fake_bin.calls()]
+    assert [c[0] for c in calls] == ["railpack", "docker", "docker", "docker", "docker", "nomad-pack"]
+    assert calls[0][1][:3] == ["build", "--name", image]
+    assert calls[1][1] == ["build", "-t", image, "-f", "Dockerfile", "--build-arg", "API_KEY", "."]
+    assert calls[2][1] == ["login", "reg.example.com", "-u", "robot", "--password-stdin"]
+    assert calls[3][1] == ["tag", image, image]
+    assert calls[4][1] == ["push", image]
+    run = fake_bin.calls("nomad-pack")[0]
+    assert run.args[0] == "run" and run.args[2] == "--name=web-job" and run.args[3].startswith("--var-file=")
+    # secrets only where the tool needs them: the build env, docker login's stdin, nomad's env
+    docker_build = fake_bin.calls("docker")[0]
+    assert docker_build.env["API_KEY"] == VAULT_VALUE and docker_build.cwd.endswith("/source/app")
+    assert fake_bin.calls("docker")[1].stdin == REGISTRY_PASSWORD
+    assert run.env["NOMAD_TOKEN"] == NOMAD_TOKEN and run.env["NOMAD_ADDR"] == "http://127.0.0.1:4646"
+    for call in fake_bin.calls():
+        _no_canary(" ".join(call.argv), call.env.get("NOMAD_META_PARAMS", ""))
+
+    requests = [(r.method, r.path, r.body) for r in backend.requests]
+    steps = [(b["step"], b["status"]) for m, p, b in requests if p.endswith("/update")]
+    assert steps == [
+        (s, st) for s in ("clone", "build", "registry", "deploy", "release") for st in ("in_progress", "completed")
+    ]
+    assert all(r.query["accessToken"] == [ACCESS_TOKEN] for r in backend.requests)
+    assert ("GET", "/api/local/ask-domain", None) in requests
+    service = [b for m, p, b in requests if p == "/api/local/service-update/"]
+    assert service == [
+        {
+            "serviceId": "svc-1",
+            "network": [
+                {
+                    "port": 3000,
+                    "type": "http",
+                    "public": True,
+                    "domain": "web-abc.apps.example.com",
+                    "has_health_check": "no",
+                }
+            ],
+        }
+    ]
+
+    work = tmp_path / "work"
+    values = _check_vars_file(work)
+    assert values["job_name"] == "web-job" and values["image"] == image
+    assert values["resources"] == {"cpu": 500, "memory": 1024, "memory_max": 0, "gpu": 0}
+    assert values["network"][0]["domain"] == "web-abc.apps.example.com"  # type: ignore[index]
+    generated = [work / "cloudstation.hcl", work / "state"]
+    _no_canary(res.stdout, res.stderr, *(m.data.decode() for m in msgs), all_text_under(tmp_path / "alloc"))
+    _no_canary(*(all_text_under(p) if p.is_dir() else p.read_text() for p in generated))
+
+
+def test_deploy_image_detects_ports_when_no_networks(
+    cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
+) -> None:
+    env = _env(cs, nats_server, fake_bin, tmp_path)
+    fake_bin.add("docker", Rule(("image", "inspect"), stdout='{"8080/tcp":{},"443/tcp":{}}\n'))
+    params = {**IDENTITY, "imageName": "nginx", "imageTag": "1.27", "nomadToken": NOMAD_TOKEN}
+    res = dispatch(cs, "deploy-image", params, env)
+    assert res.returncode == 0, res.stderr
+    msgs = stored(nats_server)
+    assert outcome_events(msgs) == [
+        ("deployment.status.changed", {"jobId": 42, "status": "IN_PROGRESS"}),
+        ("deployment.succeeded", {**RESULT, "type": "image"}),
+        ("build.log.end.dep-1", {"deploymentId": "dep-1", "jobId": 42, "status": "success"}),
+    ]
+    assert any(m.json.get("phase") == "detect" for m in msgs if m.subject == "build.log.dep-1")
+    assert [c.args[:2] for c in fake_bin.calls()] == [["image", "inspect"], ["run", str(embedded_pack_dir())]]
+    assert fake_bin.calls("docker")[0].args[-1] == "nginx:1.27"
+    values = _check_vars_file(tmp_path / "work")
+    assert [n["port"] for n in values["network"]] == [443, 8080]  # type: ignore[attr-defined]
+    _no_canary(res.stdout, res.stderr, all_text_under(tmp_path / "work"))
+
+
+def test_destroy_job_pack_stops_each_job_and_reports_a_failure(
+    cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
+) -> None:
+    env = _env(cs, nats_server, fake_bin, tmp_path)
+    fake_bin.add("nomad", Rule(("job", "stop", "-purge", "bad-job"), stderr="Error: permission denied\n", exit_code=1))
+    jobs = [
+        {"jobId": "bad-job", "serviceId": "svc-a", "nomadAddress": "http://n1:4646", "nomadToken": NOMAD_TOKEN + "a"},
+        {"jobId": "good-job", "serviceId": "svc-b", "nomadAddress": "http://n2:4646", "nomadToken": NOMAD_TOKEN + "b"},
+    ]
+    res = dispatch(cs, "destroy-job-pack", {"jobs": jobs, "reason": "pause_service"}, env)
+    assert res.returncode == 1
+    assert "1 of 2 job(s) could not be stopped" in res.stderr
+    calls = fake_bin.calls("nomad")
+    assert [c.args for c in calls] == [["job", "stop", "-purge", "bad-job"], ["job", "stop", "-purge", "good-job"]]
+    assert [(c.env["NOMAD_ADDR"], c.env["NOMAD_TOKEN"]) for c in calls] == [
+        ("http://n1:4646", NOMAD_TOKEN + "a"),
+        ("http://n2:4646", NOMAD_TOKEN + "b"),
+    ]
+    assert outcome_events(stored(nats_server)) == [("job.destroyed", {"id": "svc-b", "reason": "pause_service"})]
+    _no_canary(res.stdout, res.stderr)
+
+
+def _tarball(member: tarfile.TarInfo, data: bytes = b"x") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.addfile(member, io.BytesIO(data) if member.isfile() else None)
+    return buf.getvalue()
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.size = 1 if kind == tarfile.REGTYPE else 0
+    return info
+
+
+MALICIOUS = {
+    "traversal": _member("../evil"),
+    "absolute": _member("/etc/evil"),
+    "symlink-escape": _member("link", tarfile.SYMTYPE, "../../etc"),
+    "device": _member("dev", tarfile.CHRTYPE),
+}
+
+
+@pytest.mark.parametrize("kind", list(MALICIOUS))
+def test_malicious_upload_is_refused_and_the_failure_published(
+    cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path, kind: str
+) -> None:
+    env = _env(cs, nats_server, fake_bin, tmp_path)
+    with file_server({"/src.tar.gz": _tarball(MALICIOUS[kind])}) as base:
+        params = {**IDENTITY, "sourceType": "local_upload", "sourceUrl": f"{base}/src.tar.gz?sig=CANARY-sig-77"}
+        res = dispatch(cs, "deploy-repository", params, env)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1].startswith("cs: error: ")
+    assert "CANARY-sig-77" not in res.stdout + res.stderr
+    assert outcome_events(stored(nats_server))[-2:] == [
+        ("deployment.failed", {**RESULT, "type": "git_repo"}),
+        ("build.log.end.dep-1", {"deploymentId": "dep-1", "jobId": 42, "status": "failed"}),
+    ]
+    assert fake_bin.calls() == []
+    assert not (tmp_path / "evil").exists()
+
+
+def _slow_repo(tmp_path: Path) -> dict[str, Any]:
+    make_bare_repo(tmp_path / "remote", "acme/web", {"main": {"README": "x"}})
+    return {
+        **IDENTITY,
+        "repository": "acme/web",
+        "branch": "main",
+        "deploy": "noop",
+        "build": {"builder": "exec", "buildCommand": "echo building; sleep 30"},
+    }
+
+
+@pytest.mark.slow
+def test_job_timeout_publishes_the_failure(
+    cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
+) -> None:
+    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env |= {"CS_JOB_TIMEOUT": "2s", "CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}"}
+    started = time.monotonic()
+    res = dispatch(cs, "deploy-repository", _slow_repo(tmp_path), env)
+    elapsed = time.monotonic() - started
+    assert res.returncode == 1
+    assert "timed out after 2s" in res.stderr
+    assert elapsed < 8, elapsed
+    assert outcome_events(stored(nats_server))[-2:] == [
+        ("deployment.failed", {**RESULT, "type": "git_repo"}),
+        ("build.log.end.dep-1", {"deploymentId": "dep-1", "jobId": 42, "status": "failed"}),
+    ]
+
+
+@pytest.mark.slow
+def test_sigterm_publishes_the_failure_within_3s(
+    cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
+) -> None:
+    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env |= {"CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}"}
+    params = _slow_repo(tmp_path)
+    proc = cs.popen("dispatch", env={**env, "NOMAD_META_TASK": "deploy-repository", "NOMAD_META_PARAMS": b64(params)})
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until the build runs
+        if "building" in line:
+            break
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    elapsed = time.monotonic() - started
+    assert elapsed < 3, elapsed
+    assert proc.returncode == 1
+    assert outcome_events(stored(nats_server))[-2:] == [
+        ("deployment.failed", {**RESULT, "type": "git_repo"}),
+        ("build.log.end.dep-1", {"deploymentId": "dep-1", "jobId": 42, "status": "failed"}),
+    ]
+    assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).returncode != 0
