@@ -41,16 +41,27 @@ from cloudstation.events.contract import (
     subject_for,
     validate_deployment_id,
 )
+from cloudstation.events.pipespool import PipeSpool, enlarge_pipe, start_reader
 from cloudstation.events.redaction import Redactor
 
 Output = Literal["stdout", "stderr"]
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # the NATS default, used until the server tells us its own
 _ENVELOPE = 2048  # room for the other fields, headers and the protocol line
-_READ_SIZE = 64 * 1024
+_TAKE_BYTES = 256 * 1024  # bytes of output turned into lines between two yields to the event loop
 _SPILL_LINES = 1024
 _SPILL_INTERVAL = 0.05
 _KILL_GRACE = 2.0
+
+
+#: Variables of cs's own that a child process never inherits (seeds, tokens, the dispatch params).
+PRIVATE_ENV = frozenset({"NATS_CLIENT_PRIVATE_KEY", "NATS_CREDS", "NOMAD_META_PARAMS", "ACCESS_TOKEN"})
+
+
+def child_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """``env`` (default: this process's environment) without :data:`PRIVATE_ENV`."""
+    source = os.environ if env is None else env
+    return {k: v for k, v in source.items() if k not in PRIVATE_ENV}
 
 
 class LogStreamClosedError(CsError):
@@ -124,8 +135,9 @@ class LogStream:
         """Log ``cs``'s own message (one or more lines; a final newline is added when missing)."""
         if not text.endswith("\n"):
             text += "\n"
+        now_ms = time.time_ns() // 1_000_000
         for line in text.splitlines(keepends=True):
-            self._add_line(line, output, phase or self.phase)
+            self._add_line(line, output, phase or self.phase, now_ms, None)
 
     async def run(
         self,
@@ -135,28 +147,44 @@ class LogStream:
         cwd: Path | str | None = None,
         stdin: bytes | None = None,
         phase: str | None = None,
+        capture: list[str] | None = None,
     ) -> int:
         """Run ``argv`` with stdout and stderr streamed into this log; returns its exit code.
 
-        Cancelling the awaiting task stops the child's whole process group (SIGTERM, then SIGKILL
-        after 2 s). A missing executable raises :class:`FileNotFoundError`.
+        The pipes are drained by threads into a memory-bounded spool, so the child runs at its own
+        speed however slow the rest of the pipeline is. The child gets ``env`` (default: this
+        process's environment) without cs's own secrets (:data:`PRIVATE_ENV`). With ``capture``,
+        the (redacted) lines of this run are also appended to it. Cancelling the awaiting task
+        stops the child's whole process group (SIGTERM, then SIGKILL after 2 s). A missing
+        executable raises :class:`FileNotFoundError`.
         """
         self._check_open()
         phase = phase or self.phase
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            start_new_session=True,
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        readers = [
-            asyncio.create_task(self._pump(proc.stdout, "stdout", phase)),
-            asyncio.create_task(self._pump(proc.stderr, "stderr", phase)),
-        ]
+        loop = asyncio.get_running_loop()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        enlarge_pipe(out_w)
+        enlarge_pipe(err_w)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                env=child_env(env),
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        spool = PipeSpool(loop)
+        start_reader(out_r, "stdout", spool)
+        start_reader(err_r, "stderr", spool)
         try:
             if stdin is not None:
                 assert proc.stdin is not None
@@ -164,40 +192,47 @@ class LogStream:
                     proc.stdin.write(stdin)
                     await proc.stdin.drain()
                 proc.stdin.close()
-            await asyncio.gather(*readers)
+            await self._consume(spool, phase, capture)
             return await proc.wait()
         except BaseException:
             await _stop_group(proc)
-            for task in readers:
-                task.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
             raise
+        finally:
+            spool.close()
 
-    async def _pump(self, stream: asyncio.StreamReader, output: Output, phase: str) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        partial = ""
-        while True:
-            chunk = await stream.read(_READ_SIZE)
-            text = decoder.decode(chunk, final=not chunk)
-            if text:
-                lines = (partial + text).split("\n")
-                partial = lines.pop()
-                for line in lines:
-                    self._add_line(line + "\n", output, phase)
-                if len(partial) > self._max_chars():
-                    partial = self._emit_long_prefix(partial, output, phase)
-            if not chunk:
-                break
-        if partial:
-            self._add_line(partial, output, phase)
+    async def _consume(self, spool: PipeSpool, phase: str, capture: list[str] | None) -> None:
+        """Turn the spooled chunks into lines, in reading order, until both pipes are closed."""
+        decoders = {o: codecs.getincrementaldecoder("utf-8")(errors="replace") for o in ("stdout", "stderr")}
+        partial: dict[Output, str] = {"stdout": "", "stderr": ""}
+        open_pipes = 2
+        while open_pipes:
+            for chunk in await spool.take(_TAKE_BYTES):
+                output = chunk.output
+                read_ms = chunk.read_ns // 1_000_000
+                text = decoders[output].decode(chunk.data, final=not chunk.data)
+                if text:
+                    lines = (partial[output] + text).split("\n")
+                    partial[output] = lines.pop()
+                    for line in lines:
+                        self._add_line(line + "\n", output, phase, read_ms, capture)
+                    if len(partial[output]) > self._max_chars():
+                        partial[output] = self._emit_long_prefix(partial[output], output, phase, read_ms, capture)
+                if not chunk.data:
+                    open_pipes -= 1
+                    if partial[output]:
+                        self._add_line(partial[output], output, phase, read_ms, capture)
+                        partial[output] = ""
+            await asyncio.sleep(0)  # let the publisher run between batches
 
-    def _emit_long_prefix(self, partial: str, output: Output, phase: str) -> str:
+    def _emit_long_prefix(
+        self, partial: str, output: Output, phase: str, read_ms: int, capture: list[str] | None
+    ) -> str:
         """Emit most of an unfinished, very long line now; keep the tail (a secret may continue)."""
         keep = max(self.redactor.longest, 1)
         cut = self.redactor.safe_cut(partial, len(partial) - keep)
         if cut <= 0:
             return partial
-        self._add_line(partial[:cut], output, phase)
+        self._add_line(partial[:cut], output, phase, read_ms, capture)
         return partial[cut:]
 
     def _max_chars(self) -> int:
@@ -205,12 +240,13 @@ class LogStream:
         # msgspec writes at most 6 bytes per character (\u00XX escapes); stay under the limit always.
         return max(64, (limit - _ENVELOPE) // 6)
 
-    def _add_line(self, raw: str, output: Output, phase: str) -> None:
+    def _add_line(self, raw: str, output: Output, phase: str, now_ms: int, capture: list[str] | None) -> None:
         self._check_open()
         content = self.redactor.redact(raw)
         limit = self._max_chars()
         pieces = [content] if len(content) <= limit else _split(content, limit)
-        now_ms = time.time_ns() // 1_000_000
+        if capture is not None:
+            capture.append(content)
         ident = self.identity
         for piece in pieces:
             self.sequence += 1
