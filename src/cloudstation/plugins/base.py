@@ -108,10 +108,16 @@ class PluginContext:
         env: Mapping[str, str] | None = None,
         cwd: Path | str | None = None,
         stdin: bytes | None = None,
+        capture: list[str] | None = None,
     ) -> int:
-        """Run a subprocess through the deployment's log; a missing executable is a PluginError."""
+        """Run a subprocess through the deployment's log; a missing executable is a PluginError.
+
+        With ``capture``, the (redacted) lines it printed are also appended to that list.
+        """
         try:
-            return await self.log.run(argv, env=env, cwd=cwd if cwd is not None else self.app_path, stdin=stdin)
+            return await self.log.run(
+                argv, env=env, cwd=cwd if cwd is not None else self.app_path, stdin=stdin, capture=capture
+            )
         except FileNotFoundError:
             raise PluginError(f"{argv[0]} is not installed (not found on PATH)") from None
 

@@ -28,16 +28,14 @@ railpack, nixpacks and nomad-pack plugins.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 import msgspec
 
-from cloudstation.events.logstream import LogLine, LogStream
 from cloudstation.plugins.base import Artifact, Plugin, PluginConfig, PluginContext, PluginError
 
 DEFAULT_TAG = "latest"
@@ -233,30 +231,10 @@ async def run_capturing(
     cwd: Path | str | None = None,
     stdin: bytes | None = None,
 ) -> tuple[int, list[str]]:
-    """:meth:`PluginContext.run`, also returning the (redacted) lines logged while it ran.
-
-    A stopgap until ``PluginContext`` can capture output itself: it tees the log stream's echo.
-    """
-    with _tee(ctx.log) as lines:
-        rc = await ctx.run(argv, env=env, cwd=cwd, stdin=stdin)
-    return rc, lines
-
-
-@contextlib.contextmanager
-def _tee(log: LogStream) -> Iterator[list[str]]:
+    """:meth:`PluginContext.run`, also returning the (redacted) lines the command printed."""
     lines: list[str] = []
-    previous = log._echo
-
-    def echo(line: LogLine) -> None:
-        lines.append(line.content)
-        if previous is not None:
-            previous(line)
-
-    log._echo = echo
-    try:
-        yield lines
-    finally:
-        log._echo = previous
+    rc = await ctx.run(argv, env=env, cwd=cwd, stdin=stdin, capture=lines)
+    return rc, lines
 
 
 def _server(registry: str) -> str:
