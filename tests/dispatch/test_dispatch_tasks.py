@@ -329,3 +329,31 @@ def test_sigterm_publishes_the_failure_within_3s(
         ("build.log.end.dep-1", {"deploymentId": "dep-1", "jobId": 42, "status": "failed"}),
     ]
     assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).returncode != 0
+
+
+def test_undelivered_events_stay_in_the_alloc_outbox_without_changing_the_exit_code(
+    cs: CsRunner, fake_bin: FakeBin, tmp_path: Path
+) -> None:
+    from tests.backend.recording_backend import closed_port_url
+
+    fake_bin.add("nomad-pack")
+    down = closed_port_url().replace("http://", "nats://")
+    env = {
+        "NATS_SERVERS": down,
+        "CS_DELIVERY_TIMEOUT": "1s",
+        "PATH": tool_path(fake_bin),
+        "NOMAD_ALLOC_DIR": str(tmp_path / "alloc"),
+        "CS_STATE_DIR": "",
+    }
+    params = {
+        **IDENTITY,
+        "imageName": "nginx",
+        "networks": [{"portNumber": 80, "public": False}],
+    }
+    res = dispatch(cs, "deploy-image", params, env)
+    assert res.returncode == 0, res.stderr
+    assert "not delivered" in res.stderr
+    assert (tmp_path / "alloc" / "cs").is_dir()
+    pending = cs("events", "pending", env={**env, "CS_STATE_DIR": str(tmp_path / "alloc" / "cs")})
+    assert "dep-1" in pending.stdout + pending.stderr
+    _no_canary(res.stdout, res.stderr)
