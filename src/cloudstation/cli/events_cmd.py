@@ -148,38 +148,40 @@ def _print_ack(ev: Any, ack: Any, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def pending(as_json: bool) -> None:
     """List events kept in the outbox: not yet acknowledged by JetStream."""
+    import msgspec
+
     from cloudstation.events.outbox import Outbox, default_state_dir
 
+    encoder = msgspec.json.Encoder()
     with Outbox(default_state_dir(os.environ)) as outbox:
-        rows = outbox.pending()
-        path = outbox.path
-    if as_json:
-        import msgspec
-
-        docs = [
-            {
-                "seq": r.seq,
-                "kind": r.kind,
-                "subject": r.subject,
-                "msg_id": r.msg_id,
-                "deployment_id": r.deployment_id,
-                "age_s": round(r.age_s, 3),
-                "attempts": r.attempts,
-                "last_error": r.last_error,
-                "owner_alive": r.owner_alive,
-            }
-            for r in rows
-        ]
-        click.echo(msgspec.json.encode(docs).decode())
-        return
-    if not rows:
-        click.echo(f"no pending events ({path})")
-        return
-    click.echo(f"{len(rows)} pending event(s) in {path}:")
-    for r in rows:
-        owner = "" if not r.owner_alive else "  [owned by a running cs]"
-        err = f"  last error: {r.last_error}" if r.last_error else ""
-        click.echo(f"  {r.kind:<26} {r.subject}  id={r.msg_id}  age={_age(r.age_s)}  attempts={r.attempts}{err}{owner}")
+        total = outbox.count(mine=False)
+        if as_json:  # streamed: the outbox may hold millions of events
+            click.echo("[", nl=False)
+            for i, r in enumerate(outbox.pending()):
+                doc = {
+                    "seq": r.seq,
+                    "kind": r.kind,
+                    "subject": r.subject,
+                    "msg_id": r.msg_id,
+                    "deployment_id": r.deployment_id,
+                    "age_s": round(r.age_s, 3),
+                    "attempts": r.attempts,
+                    "last_error": r.last_error,
+                    "owner_alive": r.owner_alive,
+                }
+                click.echo(("," if i else "") + encoder.encode(doc).decode(), nl=False)
+            click.echo("]")
+            return
+        if not total:
+            click.echo(f"no pending events ({outbox.path})")
+            return
+        click.echo(f"{total} pending event(s) in {outbox.path}:")
+        for r in outbox.pending():
+            owner = "" if not r.owner_alive else "  [owned by a running cs]"
+            err = f"  last error: {r.last_error}" if r.last_error else ""
+            click.echo(
+                f"  {r.kind:<26} {r.subject}  id={r.msg_id}  age={_age(r.age_s)}  attempts={r.attempts}{err}{owner}"
+            )
 
 
 def _age(seconds: float) -> str:

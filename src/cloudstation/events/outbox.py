@@ -202,31 +202,27 @@ class Outbox:
             total += int(row[0])
         return total
 
-    def pending(self) -> list[PendingEvent]:
-        """Every undelivered event in this outbox, whoever owns it, oldest first."""
+    def pending(self) -> Iterator[PendingEvent]:
+        """Every undelivered event in this outbox, whoever owns it, oldest first (streamed)."""
         now = time.time()
         alive: dict[str, bool] = {}
-        out: list[PendingEvent] = []
         for seq, owner, kind, subject, msg_id, dep, created, attempts, err in self._db.execute(
             "SELECT seq, owner, kind, subject, msg_id, deployment_id, created_at, attempts, last_error "
             "FROM events ORDER BY seq"
         ):
             if owner not in alive:
                 alive[owner] = owner == self.owner or self._owner_alive(owner)
-            out.append(
-                PendingEvent(
-                    seq=seq,
-                    kind=kind,
-                    subject=subject,
-                    msg_id=msg_id,
-                    deployment_id=dep,
-                    age_s=max(0.0, now - created),
-                    attempts=attempts,
-                    last_error=err,
-                    owner_alive=alive[owner],
-                )
+            yield PendingEvent(
+                seq=seq,
+                kind=kind,
+                subject=subject,
+                msg_id=msg_id,
+                deployment_id=dep,
+                age_s=max(0.0, now - created),
+                attempts=attempts,
+                last_error=err,
+                owner_alive=alive[owner],
             )
-        return out
 
     # -- lifetime ----------------------------------------------------------------------------------
 
