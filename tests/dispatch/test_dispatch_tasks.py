@@ -357,3 +357,23 @@ def test_undelivered_events_stay_in_the_alloc_outbox_without_changing_the_exit_c
     pending = cs("events", "pending", env={**env, "CS_STATE_DIR": str(tmp_path / "alloc" / "cs")})
     assert "dep-1" in pending.stdout + pending.stderr
     _no_canary(res.stdout, res.stderr)
+
+
+@pytest.mark.slow
+def test_a_dead_backend_is_only_a_warning(cs: CsRunner, fake_bin: FakeBin, tmp_path: Path) -> None:
+    from tests.backend.recording_backend import closed_port_url
+
+    fake_bin.add("nomad-pack")
+    params = {
+        **IDENTITY,
+        "imageName": "nginx",
+        "networks": [{"portNumber": 80, "public": False}],
+        "backendUrl": closed_port_url(),
+        "accessToken": ACCESS_TOKEN,
+    }
+    started = time.monotonic()
+    res = dispatch(cs, "deploy-image", params, {"PATH": tool_path(fake_bin)})
+    assert res.returncode == 0, res.stderr
+    assert "backend step update deploy/in_progress not recorded" in res.stderr
+    assert time.monotonic() - started < 12
+    _no_canary(res.stdout, res.stderr)

@@ -44,6 +44,7 @@ class TaskContext:
     deployment_type: str = ""
     stopping: bool = False
     current_step: Step | None = field(default=None, init=False)
+    backend_failures: int = field(default=0, init=False)
 
     def say(self, text: str, *, phase: str | None = None) -> None:
         """A progress line of cs's own in the deployment log."""
@@ -64,7 +65,9 @@ class TaskContext:
         """Best-effort backend step update, bounded in time; a failure is a logged warning."""
         if self.backend is None:
             return
-        bound = STOPPING_UPDATE_BOUND if self.stopping else STEP_UPDATE_BOUND
+        # Once the backend failed an update, later ones get a short bound: a dead backend must not
+        # add its whole retry schedule to every step of the deployment.
+        bound = STOPPING_UPDATE_BOUND if self.stopping or self.backend_failures else STEP_UPDATE_BOUND
         try:
             async with asyncio.timeout(bound):
                 ok = await self.backend.update_step(
@@ -77,6 +80,7 @@ class TaskContext:
         except TimeoutError:
             ok = False
         if not ok:
+            self.backend_failures += 1
             self.warn(f"backend step update {step}/{status} not recorded (the deployment goes on)")
 
     @contextlib.asynccontextmanager
