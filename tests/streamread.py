@@ -59,3 +59,17 @@ async def _read(servers: str, stream: str) -> list[StoredMsg]:
 
 def read_stream(servers: str, stream: str = "CLOUDSTATION") -> list[StoredMsg]:
     return asyncio.run(read_stream_async(servers, stream))
+
+
+def stream_count(servers: str, stream: str = "CLOUDSTATION") -> int:
+    """How many messages ``stream`` holds (stream info only: cheap enough to poll)."""
+
+    async def count() -> int:
+        nc = await nats.connect(servers.split(","), allow_reconnect=False)
+        try:
+            info = await nc.jetstream().stream_info(stream)
+            return int(info.state.messages)
+        finally:
+            await nc.close()
+
+    return asyncio.run(count())

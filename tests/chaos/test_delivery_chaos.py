@@ -20,7 +20,7 @@ from cloudstation.events.publisher import Publisher
 from cloudstation.natsconn import settings_from_env
 from tests.conftest import CsRunner
 from tests.natsserver import NatsCluster, NatsServer
-from tests.streamread import StoredMsg, read_stream, read_stream_async
+from tests.streamread import StoredMsg, read_stream, read_stream_async, stream_count
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +128,7 @@ def test_scenario_6_cs_sigkilled_mid_publish_then_flush_delivers_the_rest_once(c
     server = NatsServer(tmp_path / "n").start()
     try:
         asyncio.run(_setup_stream(server.url))
-        sent = interleave([deployment_events(f"dep-{d}", d, 997) for d in range(4)], chunk=100)
+        sent = interleave([deployment_events(f"dep-{d}", d, 4997) for d in range(4)], chunk=100)
         batch = tmp_path / "batch.jsonl"
         with batch.open("w") as fh:
             for ev in sent:
@@ -136,11 +136,8 @@ def test_scenario_6_cs_sigkilled_mid_publish_then_flush_delivers_the_rest_once(c
         env = {"NATS_SERVERS": server.url}
         proc = cs.popen("events", "publish", "--batch", str(batch), "--json", env=env)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            stored = len(read_stream(server.url))
-            if stored >= 200:
-                break
-            time.sleep(0.01)
+        while time.monotonic() < deadline and stream_count(server.url) < 200:
+            time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         partial = len(read_stream(server.url))
