@@ -188,3 +188,32 @@ def test_invalid_deployment_id_is_a_usage_error(cs: CsRunner, nats_server: NatsS
     res = cs("stream", "--deployment-id", "a>b", "--job-id", "1", "--", "true", env={"NATS_SERVERS": nats_server.url})
     assert res.returncode == 2
     assert "deploymentId 'a>b' cannot be used in a subject" in res.stderr
+
+
+def test_server_down_from_the_start_exits_after_the_delivery_timeout_keeping_everything(
+    cs: CsRunner, state_dir: Path
+) -> None:
+    """Regression: nats-py's endless initial connect ignored cancellation and hung cs at exit."""
+    from tests.natsserver import free_port
+
+    env = {"NATS_SERVERS": f"127.0.0.1:{free_port()}", "CS_DELIVERY_TIMEOUT": "500ms"}
+    for attempt in range(5):
+        dep = f"down-{attempt}"
+        res = cs(
+            "stream",
+            "--deployment-id",
+            dep,
+            "--job-id",
+            "1",
+            "--end",
+            "--quiet",
+            "--",
+            "echo",
+            "x",
+            env=env,
+            timeout=30,
+        )
+        assert res.returncode == 0, res.stderr
+        assert f"{2 * (attempt + 1)} event(s) not delivered yet" in res.stderr  # earlier ones adopted
+    pending = json.loads(cs("events", "pending", "--json").stdout)
+    assert len(pending) == 10

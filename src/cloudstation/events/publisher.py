@@ -538,17 +538,24 @@ class Publisher:
             if self._nc.is_closed:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._connected.wait(), 0.5)
+                async with asyncio.timeout(0.5):
+                    await self._connected.wait()
 
     async def _connect(self) -> None:
+        """One bounded connection attempt (each server tried twice); the delivery loop retries.
+
+        nats-py's own endless initial-connect loop ignores cancellation, which left ``cs`` hanging
+        at exit when the server was down; so the attempt is bounded, and only once connected is the
+        reconnect limit lifted (reconnects are then endless while the process has work).
+        """
         from nats.aio.client import Client
 
         nc = Client()
         opts = self.settings.connect_options()
         opts.update(
             allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.2,
             connect_timeout=2,
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
@@ -556,22 +563,16 @@ class Publisher:
             pending_size=8 * 1024 * 1024,
             drain_timeout=max(1, int(self.settings.flush_timeout)),
         )
-        connect = asyncio.create_task(nc.connect(**opts))
-        auth = asyncio.create_task(self._auth_failed.wait())
         try:
-            await asyncio.wait({connect, auth}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            auth.cancel()
-        if not connect.done():
-            connect.cancel()
-            with contextlib.suppress(BaseException):
-                await connect
+            await nc.connect(**opts)
+        except Exception as exc:
             with contextlib.suppress(Exception):
                 await nc.close()
-            raise AuthError("the NATS server refused our credentials (authorization violation)")
-        exc = connect.exception()
-        if exc is not None:
-            raise DeliveryError(f"cannot connect to NATS: {_describe(exc)}")
+            if self._auth_failed.is_set():
+                raise AuthError("the NATS server refused our credentials (authorization violation)") from None
+            raise DeliveryError(f"cannot connect to NATS: {_describe(exc)}") from None
+        nc.options["max_reconnect_attempts"] = -1
+        nc.options["reconnect_time_wait"] = 0.5
         self._inbox = nc.new_inbox() + "."
         await nc.subscribe(self._inbox + "*", cb=self._on_reply)
         self._nc = nc
