@@ -36,7 +36,7 @@ from cloudstation.events.logstream import Echo, LogIdentity, LogStream
 from cloudstation.events.outbox import default_state_dir
 from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
-from cloudstation.lifecycle.reporter import DeploymentIdentity, DeploymentReporter
+from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
 from cloudstation.natsconn import format_duration, parse_duration
 
 log = logging.getLogger("cloudstation.dispatch")
@@ -140,14 +140,9 @@ async def _report_invalid(exc: ParamsError, env: Mapping[str, str]) -> None:
         type=ident.deployment_type,
     )
     async with session:
-        stream = LogStream(
-            session.publisher,
-            LogIdentity(identity.deployment_id, identity.job_id, identity.service_id, identity.owner_id),
-            prefix=session.prefix,
-            redactor=Redactor(session.secrets),
-        )
+        stream, reporter = open_deployment(session, identity, redactor=Redactor(session.secrets))
         stream.emit(f"error: {exc}", output="stderr")
-        DeploymentReporter(session.publisher, identity, stream, prefix=session.prefix).finish(False)
+        reporter.finish(False)
         await session.close()
 
 
@@ -198,14 +193,7 @@ async def _run_deploy(
     backend = _backend(params, env)
     try:
         async with session:
-            stream = LogStream(
-                session.publisher,
-                LogIdentity(identity.deployment_id, identity.job_id, identity.service_id, identity.owner_id),
-                prefix=session.prefix,
-                redactor=redactor,
-                echo=echo,
-            )
-            reporter = DeploymentReporter(session.publisher, identity, stream, prefix=session.prefix)
+            stream, reporter = open_deployment(session, identity, redactor=redactor, echo=echo)
             ctx = TaskContext(
                 log=stream,
                 redactor=redactor,

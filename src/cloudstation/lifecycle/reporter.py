@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cloudstation.events.contract import DeploymentResult, EventKind, StatusChanged, make_event
-from cloudstation.events.logstream import EventSink, LogStream
+from cloudstation.events.logstream import Echo, EventSink, LogIdentity, LogStream
+from cloudstation.events.redaction import Redactor
+from cloudstation.events.session import EventSession
 
 DeploymentType = Literal["git_repo", "image"]
 
@@ -27,6 +29,10 @@ class DeploymentIdentity:
     user_id: str = ""
     owner_id: str = ""
     type: DeploymentType = "git_repo"
+
+    @property
+    def log_identity(self) -> LogIdentity:
+        return LogIdentity(self.deployment_id, self.job_id, self.service_id, self.owner_id)
 
 
 class DeploymentReporter:
@@ -72,3 +78,18 @@ class DeploymentReporter:
             self.sink.submit([make_event(kind, payload, prefix=self.prefix)])
         if not self.log.ended:
             self.log.end("success" if ok else "failed")
+
+
+def open_deployment(
+    session: EventSession,
+    identity: DeploymentIdentity,
+    *,
+    redactor: Redactor,
+    echo: Echo | None = None,
+    phase: str = "init",
+) -> tuple[LogStream, DeploymentReporter]:
+    """The log stream and the reporter of one deployment, publishing through ``session``."""
+    log = LogStream(
+        session.publisher, identity.log_identity, prefix=session.prefix, redactor=redactor, echo=echo, phase=phase
+    )
+    return log, DeploymentReporter(session.publisher, identity, log, prefix=session.prefix)

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cloudstation.config.model import App
-from cloudstation.events.logstream import Echo, LogIdentity, LogStream
+from cloudstation.events.logstream import Echo
 from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
 from cloudstation.lifecycle.engine import Lifecycle, RunResult, Step
-from cloudstation.lifecycle.reporter import DeploymentIdentity, DeploymentReporter
+from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,7 @@ async def run_apps(
     try:
         for app in apps:
             ident = identity.for_app(app, several=len(apps) > 1)
-            log = LogStream(
-                session.publisher,
-                LogIdentity(ident.deployment_id, ident.job_id, ident.service_id, ident.owner_id),
-                prefix=session.prefix,
-                redactor=redactor,
-                echo=echo,
-            )
-            reporter = DeploymentReporter(session.publisher, ident, log, prefix=session.prefix)
+            log, reporter = open_deployment(session, ident, redactor=redactor, echo=echo)
             reporter.start()
             result = RunResult(app=app.name, deployment_id=ident.deployment_id)
             results.append(result)
