@@ -129,11 +129,6 @@ class NatsSettings:
         opts.update(self.extra)
         return opts
 
-    def describe(self) -> str:
-        """A one-line, secret-free description of where and how we connect."""
-        auth = "nkey" if self.nkey_seed else "creds" if self.creds_file else "none"
-        return f"servers={','.join(self.servers)} auth={auth} prefix={self.prefix or '(none)'}"
-
 
 def settings_from_env(env: Mapping[str, str], *, required: bool = True) -> NatsSettings | None:
     """Read the settings from ``env``; None when ``NATS_SERVERS`` is unset and not ``required``."""

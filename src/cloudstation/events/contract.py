@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -54,7 +54,6 @@ DeploymentType = Literal["git_repo", "image"]
 DestroyReason = Literal["delete", "upgrade_volume", "migrate_volume", "suspend_account", "pause_service"]
 LogOutput = Literal["stdout", "stderr"]
 LogEndStatus = Literal["success", "failed"]
-Phase = Literal["init", "clone", "build", "registry", "deploy", "release", "detect"]
 
 PHASES: Final[tuple[str, ...]] = ("init", "clone", "build", "registry", "deploy", "release", "detect")
 DESTROY_REASONS: Final[tuple[str, ...]] = (
@@ -162,15 +161,6 @@ def decode_payload(kind: EventKind, data: bytes | str) -> Payload:
         raise ContractError(f"invalid {kind.value} payload: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ContractError(f"invalid {kind.value} payload: not valid JSON ({exc})") from None
-    return payload
-
-
-def payload_from_dict(kind: EventKind, data: dict[str, Any]) -> Payload:
-    """Validate a wire-shaped dict (camelCase keys) as the payload of ``kind``."""
-    try:
-        payload: Payload = msgspec.convert(data, type=PAYLOAD_TYPES[kind])  # type: ignore[assignment]
-    except msgspec.ValidationError as exc:
-        raise ContractError(f"invalid {kind.value} payload: {exc}") from None
     return payload
 
 

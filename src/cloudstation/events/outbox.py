@@ -192,16 +192,6 @@ class Outbox:
             row = self._db.execute("SELECT COUNT(*) FROM events").fetchone()
         return int(row[0])
 
-    def count_in(self, seqs: Sequence[int]) -> int:
-        """How many of ``seqs`` are still undelivered."""
-        total = 0
-        for start in range(0, len(seqs), 500):
-            chunk = seqs[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            row = self._db.execute(f"SELECT COUNT(*) FROM events WHERE seq IN ({marks})", chunk).fetchone()
-            total += int(row[0])
-        return total
-
     def pending(self) -> Iterator[PendingEvent]:
         """Every undelivered event in this outbox, whoever owns it, oldest first (streamed)."""
         now = time.time()

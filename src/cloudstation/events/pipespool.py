@@ -50,7 +50,6 @@ class PipeSpool:
         self._write_pos = 0
         self._read_pos = 0
         self._ready = asyncio.Event()
-        self.spilled_bytes = 0
 
     # -- producers (reader threads) ----------------------------------------------------------------
 
@@ -67,7 +66,6 @@ class PipeSpool:
                 self._file.write(_HEADER.pack(_OUTPUTS.index(chunk.output), chunk.read_ns, len(chunk.data)))
                 self._file.write(chunk.data)
                 self._write_pos = self._file.tell()
-                self.spilled_bytes += len(chunk.data)
         self._loop.call_soon_threadsafe(self._ready.set)
 
     # -- the consumer (event loop) -----------------------------------------------------------------

@@ -189,10 +189,6 @@ class Publisher:
         return self._undelivered
 
     @property
-    def connected(self) -> bool:
-        return self._nc is not None and bool(self._nc.is_connected)
-
-    @property
     def max_payload(self) -> int | None:
         """The server's max_payload (from INFO) once connected."""
         return int(self._nc.max_payload) if self._nc is not None else None

@@ -24,7 +24,6 @@ from cloudstation.plugins.base import Artifact, Deployment, PluginContext, Statu
 from cloudstation.plugins.registry import PluginRegistry
 
 Step = Literal["build", "registry", "deploy", "release"]
-UP: tuple[Step, ...] = ("build", "registry", "deploy", "release")
 
 
 @dataclass
