@@ -41,7 +41,10 @@ async def _with_log(
     with Outbox(state) as outbox:
         pub = Publisher(settings, outbox)
         await pub.start()
-        await pub.wait(timeout=5)  # connected and idle: max_payload is known
+        for _ in range(500):  # connected: the server's max_payload is known
+            if pub.max_payload is not None:
+                break
+            await asyncio.sleep(0.01)
         log = LogStream(pub, IDENT, redactor=redactor, echo=shown.append, phase="build")
         assert callable(body)
         await body(log)

@@ -46,7 +46,9 @@ from cloudstation.events.redaction import Redactor
 
 Output = Literal["stdout", "stderr"]
 
-DEFAULT_MAX_PAYLOAD = 1024 * 1024  # the NATS default, used until the server tells us its own
+# Until the server has told us its max_payload (INFO), lines are cut for a small one: a long line made
+# while NATS is unreachable must still fit a server configured below the 1 MiB default.
+UNKNOWN_MAX_PAYLOAD = 64 * 1024
 _ENVELOPE = 2048  # room for the other fields, headers and the protocol line
 _TAKE_BYTES = 256 * 1024  # bytes of output turned into lines between two yields to the event loop
 _SPILL_LINES = 1024
@@ -236,7 +238,7 @@ class LogStream:
         return partial[cut:]
 
     def _max_chars(self) -> int:
-        limit = (self._sink.max_payload if self._sink is not None else None) or DEFAULT_MAX_PAYLOAD
+        limit = (self._sink.max_payload if self._sink is not None else None) or UNKNOWN_MAX_PAYLOAD
         # msgspec writes at most 6 bytes per character (\u00XX escapes); stay under the limit always.
         return max(64, (limit - _ENVELOPE) // 6)
 
