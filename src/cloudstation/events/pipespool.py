@@ -66,7 +66,8 @@ class PipeSpool:
                 self._file.write(_HEADER.pack(_OUTPUTS.index(chunk.output), chunk.read_ns, len(chunk.data)))
                 self._file.write(chunk.data)
                 self._write_pos = self._file.tell()
-        self._loop.call_soon_threadsafe(self._ready.set)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the run was cancelled, nobody reads
+            self._loop.call_soon_threadsafe(self._ready.set)
 
     # -- the consumer (event loop) -----------------------------------------------------------------
 
