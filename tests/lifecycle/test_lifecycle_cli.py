@@ -200,8 +200,9 @@ def test_init_detects_the_builder_and_refuses_to_overwrite(cs: CsRunner, tmp_pat
     proj = tmp_path / "My Shop!"
     proj.mkdir()
     (proj / "Dockerfile").write_text("FROM scratch\n")
-    res = cs("init", "--dir", str(proj))
+    res = cs("init", "--dir", str(proj), "--json")
     assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"file": str(proj / "cloudstation.hcl")}
     text = (proj / "cloudstation.hcl").read_text()
     assert 'project = "My-Shop"' in text
     assert 'use   = "csdocker"' in text

@@ -262,12 +262,18 @@ def plugins(as_json: bool) -> None:
     "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."), help="Project folder."
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing cloudstation.hcl.")
-def init(directory: Path, force: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def init(directory: Path, force: bool, as_json: bool) -> None:
     """Detect the project and write a commented cloudstation.hcl."""
     from cloudstation.lifecycle.init import write_project_file
 
     path = write_project_file(directory, force=force)
-    click.echo(f"wrote {path}; check it with `cs validate -f {path}`", err=False)
+    if as_json:
+        import msgspec
+
+        click.echo(msgspec.json.encode({"file": str(path)}).decode())
+        return
+    click.echo(f"wrote {path}; check it with `cs validate -f {path}`")
 
 
 __all__ = ["build", "deploy", "destroy", "init", "plugins", "status", "sys", "up", "validate"]
