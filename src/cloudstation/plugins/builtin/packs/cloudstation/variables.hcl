@@ -196,3 +196,78 @@ variable "update" {
     auto_promote      = false
   }
 }
+
+variable "regions" {
+  description = "Comma-separated node classes the job may run on (a set_contains_any constraint on the node class; empty: any)"
+  type        = string
+  default     = ""
+}
+
+variable "config_files" {
+  description = "Files written into the task at local/<path> (content base64-encoded) and mounted at /<path>"
+  type = list(object({
+    path    = string
+    content = string
+  }))
+  default = []
+}
+
+variable "vault_policies" {
+  description = "Vault policies of the task's token (needed by the Vault-backed templates below; empty: no vault block)"
+  type        = list(string)
+  default     = []
+}
+
+variable "vault_env" {
+  description = "Vault KV secrets (paths) whose keys become task environment variables, each name prefixed with prefix"
+  type = list(object({
+    path   = string
+    prefix = string
+  }))
+  default = []
+}
+
+variable "template_strings" {
+  description = "Environment variables rendered from a Nomad template pattern, with Consul service service_name's first instance in scope and each of linked_vars bound ($NAME) to that key of the KV secret secret_path (empty: none)"
+  type = list(object({
+    name         = string
+    pattern      = string
+    service_name = string
+    secret_path  = string
+    linked_vars  = list(string)
+  }))
+  default = []
+}
+
+variable "tls" {
+  description = "Certificates issued by a Vault PKI role (pka_path) and written into the task at cert_path and key_path"
+  type = list(object({
+    cert_path   = string
+    key_path    = string
+    common_name = string
+    pka_path    = string
+    ttl         = string
+  }))
+  default = []
+}
+
+variable "consul_linked_services" {
+  description = "Environment variable key <- the address of Consul service value (a value ending in _HOST: the host only; _PORT: the port only; else host:port)"
+  type = list(object({
+    key   = string
+    value = string
+  }))
+  default = []
+}
+
+variable "private_registry" {
+  description = "Pull the image with credentials from the Vault KV secret kv/data/<private_registry>/<private_registry_provider> (keys registry_username and registry_password); also a Vault policy of the task"
+  type        = string
+  default     = ""
+}
+
+variable "private_registry_provider" {
+  description = "See private_registry"
+  type        = string
+  default     = ""
+}
