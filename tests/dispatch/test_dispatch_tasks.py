@@ -3,6 +3,7 @@ docker, railpack, nixpacks, nomad-pack, nomad, Vault and the backend; the stream
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import signal
@@ -206,6 +207,59 @@ def test_deploy_image_detects_ports_when_no_networks(
     assert fake_bin.calls("docker")[0].args[-1] == "nginx:1.27"
     values = _check_vars_file(tmp_path / "work")
     assert [n["port"] for n in values["network"]] == [443, 8080]  # type: ignore[attr-defined]
+    _no_canary(res.stdout, res.stderr, all_text_under(tmp_path / "work"))
+
+
+NASTY_FILE = 'key: "v" \\ ${HOME} %{ if x } $${y} {{ .Env }} [[ var ]]\nline 2\r\n\ttab é\n'
+
+
+def test_deploy_image_carries_files_runtime_secrets_and_registry_into_the_pack(
+    cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
+) -> None:
+    env = _env(cs, nats_server, fake_bin, tmp_path)
+    content = base64.b64encode(NASTY_FILE.encode()).decode()
+    tls = {"cert_path": "local/c.pem", "key_path": "local/c.key", "common_name": "a.b", "pka_path": "pki/issue/r"}
+    params = {
+        **IDENTITY,
+        "projectId": "prj-1",
+        "imageName": "reg.example.com/team/web",
+        "imageTag": "1",
+        "nomadToken": NOMAD_TOKEN,
+        "roleId": ROLE_ID,
+        "secretId": SECRET_ID,
+        "networks": [{"portNumber": 8080}],
+        "configFiles": [{"path": "/etc/app.yaml", "content": content}, {"path": "raw.txt", "content": NASTY_FILE}],
+        "secretsPath": "kv/data/prj-1/svc-1",
+        "sharedSecretPath": "shared",
+        "templateStringVariables": [{"name": "URL", "pattern": NASTY_FILE, "serviceName": "db-5432"}],
+        "tls": {**tls, "ttl": "3h"},
+        "consul": {"linkedServices": [{"variableName": "DB_HOST", "consulServiceName": "db-5432_HOST"}]},
+        "regions": "eu-west",
+        "privateRegistry": "team-registry",
+        "privateRegistryProvider": "dockerhub",
+        "vaultLinkedSecrets": [{"secret": "DSN", "template": "pg://$USER@db"}],
+        "build": {"registryUsername": "robot", "registryPassword": REGISTRY_PASSWORD},
+    }
+    res = dispatch(cs, "deploy-image", params, env)
+    assert res.returncode == 0, res.stderr
+    values = _check_vars_file(tmp_path / "work")
+    assert values["config_files"] == [
+        {"path": "etc/app.yaml", "content": content},
+        {"path": "raw.txt", "content": content},  # plain text arrives base64-encoded, like the rest
+    ]
+    assert base64.b64decode(content).decode() == NASTY_FILE
+    assert values["vault_env"] == [
+        {"path": "kv/data/prj-1/svc-1", "prefix": ""},
+        {"path": "kv/data/prj-1/shared", "prefix": ""},
+    ]
+    assert values["template_strings"] == [
+        {"name": "URL", "pattern": NASTY_FILE, "service_name": "db-5432", "secret_path": "", "linked_vars": []}
+    ]
+    assert values["tls"] == [{**tls, "ttl": "3h"}]
+    assert values["consul_linked_services"] == [{"key": "DB_HOST", "value": "db-5432_HOST"}]
+    assert values["regions"] == "eu-west" and "region" not in values
+    assert (values["private_registry"], values["private_registry_provider"]) == ("team-registry", "dockerhub")
+    assert values["vault_policies"] == ["team-registry", "prj-1"]
     _no_canary(res.stdout, res.stderr, all_text_under(tmp_path / "work"))
 
 
