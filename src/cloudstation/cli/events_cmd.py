@@ -99,11 +99,9 @@ async def _publish(settings: Any, evs: list[Any], as_json: bool) -> None:
         seqs = pub.submit(evs, track=True)
         try:
             done = await pub.wait(seqs, timeout=settings.delivery_timeout)
-        except AuthError:
+        except DeliveryError as exc:  # refused for good: credentials, permissions, TLS trust
             await pub.close(timeout=0)
-            raise AuthError(
-                f"the NATS server refused our credentials; {len(seqs)} event(s) kept in {outbox.path}"
-            ) from None
+            raise type(exc)(f"{exc}; {len(seqs)} event(s) kept in {outbox.path}") from None
         failures: list[DeliveryError] = []
         for ev, seq in zip(evs, seqs, strict=True):
             res = pub.results.get(seq)

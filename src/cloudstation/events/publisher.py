@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ class NoStreamError(DeliveryError):
     """No stream covers the subject."""
 
 
+class TlsError(DeliveryError):
+    """The server's TLS certificate could not be verified: retrying cannot help."""
+
+
 @dataclass
 class DeliveryReport:
     """What :meth:`Publisher.close` could and could not deliver."""
@@ -103,7 +108,8 @@ class Publisher:
         self.window = max(1, window)
         self.retry_parked_after = retry_parked_after
         self.delivered = 0
-        self.fatal: AuthError | None = None
+        # A refusal that retrying cannot cure (credentials, permissions, an untrusted certificate).
+        self.fatal: DeliveryError | None = None
         self.definite_errors: dict[int, DeliveryError] = {}
 
         self._nc: Any = None
@@ -132,6 +138,7 @@ class Publisher:
         self._auth_failed = asyncio.Event()
         self._was_disconnected = False
         self._unreachable_logged = False
+        self._tls_error: ssl.SSLCertVerificationError | None = None
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Future[None]] = set()
@@ -167,7 +174,7 @@ class Publisher:
     async def wait(self, seqs: Collection[int] | None = None, *, timeout: float) -> bool:
         """Wait until ``seqs`` (default: everything this process owns) are delivered or parked.
 
-        Returns False on timeout. Raises :class:`AuthError` if the server refused us.
+        Returns False on timeout. Raises :attr:`fatal` (e.g. :class:`AuthError`) if the server refused us.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -199,7 +206,7 @@ class Publisher:
         errors: list[str] = []
         try:
             await self.wait(timeout=timeout)
-        except AuthError as exc:
+        except DeliveryError as exc:
             errors.append(str(exc))
         self._closing = True
         self._wake.set()
@@ -252,7 +259,7 @@ class Publisher:
         while not self._closing:
             try:
                 await self._ensure_connected()
-            except AuthError as exc:
+            except (AuthError, TlsError) as exc:
                 self.fatal = exc
                 self._progress.set()
                 return
@@ -560,12 +567,19 @@ class Publisher:
             drain_timeout=max(1, int(self.settings.flush_timeout)),
         )
         try:
-            await nc.connect(**opts)
+            await self._bounded_connect(nc, opts)
         except Exception as exc:
             with contextlib.suppress(Exception):
                 await nc.close()
             if self._auth_failed.is_set():
                 raise AuthError("the NATS server refused our credentials (authorization violation)") from None
+            if self._tls_error is not None:
+                detail = self._tls_error.verify_message
+                reason = f"certificate verify failed: {detail}" if detail else "certificate verify failed"
+                raise TlsError(
+                    f"TLS: the NATS server's certificate is not trusted ({reason}); "
+                    "set NATS_CA_FILE to the CA that signed it"
+                ) from None
             raise DeliveryError(f"cannot connect to NATS: {_describe(exc)}") from None
         nc.options["max_reconnect_attempts"] = -1
         nc.options["reconnect_time_wait"] = 0.5
@@ -578,6 +592,28 @@ class Publisher:
         else:
             log.debug("connected to NATS at %s", _server_of(nc))
 
+    async def _bounded_connect(self, nc: Any, opts: dict[str, Any]) -> None:
+        """``nc.connect`` that gives up at a definite refusal or after a bound.
+
+        nats-py reports a refused certificate or credentials through ``error_cb`` and, for TLS,
+        then waits forever; so the attempt is watched and abandoned as soon as one is reported.
+        """
+        task = asyncio.ensure_future(nc.connect(**opts))
+        deadline = time.monotonic() + 5.0 + 5.0 * len(self.settings.servers)
+        try:
+            while not task.done():
+                if self._tls_error is not None or self._auth_failed.is_set() or time.monotonic() > deadline:
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        async with asyncio.timeout(1.0):
+                            await task
+                    raise DeliveryError("connection attempt abandoned")
+                await asyncio.wait({task}, timeout=0.05)
+        except BaseException:
+            task.cancel()
+            raise
+        task.result()
+
     async def _on_error(self, exc: Exception) -> None:
         import nats.errors
 
@@ -585,7 +621,11 @@ class Publisher:
             self._auth_failed.set()
             return
         text = str(exc)
-        if "Permissions Violation for Publish" in text:
+        lowered = text.lower()  # nats-py words it "permissions violation for publish to ..."
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            self._tls_error = exc
+            return
+        if "permissions violation for publish" in lowered:
             for token, entry in list(self._inflight.items()):
                 if f'"{entry.item.event.subject}"' in text or entry.item.event.subject in text:
                     del self._inflight[token]
@@ -594,7 +634,7 @@ class Publisher:
                     _fail(entry.barrier, err)
             self._after_removal()
             return
-        if "Permissions Violation" in text:
+        if "permissions violation" in lowered:
             self.fatal = AuthError(f"NATS permission refused: {text}")
             self._progress.set()
             return
