@@ -5,7 +5,7 @@ dicts for collections, ``'"..."'`` (source text, escapes intact) for string temp
 text) for any other expression. This module re-reads those texts with a recursive-descent parser and
 evaluates them directly. It supports exactly:
 
-- literals: strings (escapes ``\\n \\r \\t \\" \\\\ \\uXXXX \\UXXXXXXXX``; ``$${`` and ``%%{`` for literal
+- literals: strings (escapes ``\\n \\r \\t \\" \\\\ \\uNNNN \\UNNNNNNNN``; ``$${`` and ``%%{`` for literal
   ``${`` and ``%{``), numbers, ``true``, ``false``, ``null``, lists ``[..]`` and objects ``{k = v}``;
 - ``var.<name>`` references and ``"${...}"`` interpolation inside strings;
 - calls of the functions in :mod:`cloudstation.config.functions`.
