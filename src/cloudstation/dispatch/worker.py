@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cloudstation.backend.client import BackendClient
 from cloudstation.dispatch.context import TaskContext
@@ -116,6 +117,21 @@ def _check_subject_token(deployment_id: str, params: DeployParamsBase) -> None:
         ) from None
 
 
+def _deployment_identity(
+    source: PartialIdentity | DeployParamsBase, job_id: int, kind: Literal["git_repo", "image"]
+) -> DeploymentIdentity:
+    """The identity every event of the deployment carries, from valid params or a partial decode."""
+    return DeploymentIdentity(
+        deployment_id=source.deployment_id,
+        job_id=job_id,
+        service_id=source.service_id,
+        team_id=source.team_id,
+        user_id=source.user_id,
+        owner_id=source.owner_id,
+        type=kind,
+    )
+
+
 # ------------------------------------------------------------------------------------- invalid input
 
 
@@ -130,15 +146,7 @@ async def _report_invalid(exc: ParamsError, env: Mapping[str, str]) -> None:
     except (ContractError, ConfigError) as problem:
         log.warning("the failure cannot be published: %s", problem)
         return
-    identity = DeploymentIdentity(
-        deployment_id=ident.deployment_id,
-        job_id=ident.deployment_job_id,
-        service_id=ident.service_id,
-        team_id=ident.team_id,
-        user_id=ident.user_id,
-        owner_id=ident.owner_id,
-        type=ident.deployment_type,
-    )
+    identity = _deployment_identity(ident, ident.deployment_job_id, ident.deployment_type)
     async with session:
         stream, reporter = open_deployment(session, identity, redactor=Redactor(session.secrets))
         stream.emit(f"error: {exc}", output="stderr")
@@ -178,14 +186,8 @@ async def _run_deploy(
     deadline: float,
     body: TaskBody,
 ) -> Outcome:
-    identity = DeploymentIdentity(
-        deployment_id=params.deployment_id,
-        job_id=params.deployment_job_id,
-        service_id=params.service_id,
-        team_id=params.team_id,
-        user_id=params.user_id,
-        owner_id=params.owner_id,
-        type="image" if kind is Task.DEPLOY_IMAGE else "git_repo",
+    identity = _deployment_identity(
+        params, params.deployment_job_id, "image" if kind is Task.DEPLOY_IMAGE else "git_repo"
     )
     session = EventSession(env)
     redactor = Redactor([*params.secrets(), *session.secrets])
