@@ -7,18 +7,18 @@ import contextlib
 import os
 import signal
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from cloudstation.events.logstream import LogIdentity, LogLine, LogStream
 from cloudstation.plugins.base import PluginContext
+from tests.localhttp import serving
 
 MARKER_ENV = "CS_LOCAL_PLUGIN_TEST"
 PROC = Path("/proc")
@@ -129,12 +129,5 @@ def http_server(status: int = 200, body: str = "ok") -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(Handler) as url:
+        yield url

@@ -6,15 +6,15 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from cloudstation.sources.runner import CollectingRunner
+from tests.localhttp import serving
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "cs test",
@@ -118,7 +118,7 @@ def git_http_server(project_root: Path, username: str, password: str) -> Iterato
             self.end_headers()
             self.wfile.write(payload)
 
-    with _serving(Handler) as base_url:
+    with serving(Handler) as base_url:
         yield HttpServer(base_url, requests)
 
 
@@ -149,19 +149,5 @@ def file_server(
                 time.sleep(stall_seconds)
                 self.wfile.write(body)
 
-    with _serving(Handler) as base_url:
+    with serving(Handler) as base_url:
         yield base_url
-
-
-@contextmanager
-def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
