@@ -25,21 +25,9 @@ import nkeys
 import pytest
 
 from tests.conftest import CsRunner
+from tests.events.samples import DESTROYED, SUCCEEDED, publish_succeeded
 from tests.natsserver import NatsServer, free_port, wait_port
 from tests.streamread import read_stream
-
-SUCCEEDED = json.dumps(
-    {
-        "jobId": 7,
-        "type": "git_repo",
-        "deploymentId": "dep-7",
-        "serviceId": "svc",
-        "teamId": "team",
-        "userId": "u1",
-        "ownerId": "o1",
-    }
-)
-DESTROYED = json.dumps({"id": "svc", "reason": "delete"})
 
 
 def _new_user_seed() -> str:
@@ -134,7 +122,7 @@ def test_tls_with_ca_file_delivers(cs: CsRunner, tls_server: NatsServer, tls_fil
     env = {"NATS_SERVERS": _tls_url(tls_server), "NATS_CA_FILE": str(tls_files.ca)}
     setup = cs("nats", "setup", env=env)
     assert setup.returncode == 0, setup.stderr
-    res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, "--json", env=env)
+    res = publish_succeeded(cs, env, "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["seq"] == 1
     stored = asyncio.run(_tls_stream(_tls_url(tls_server), tls_files.ca))
@@ -145,16 +133,18 @@ def test_tls_with_ca_file_delivers(cs: CsRunner, tls_server: NatsServer, tls_fil
 
 
 @pytest.mark.parametrize("ca", ["none", "wrong"])
-def test_tls_untrusted_server_exits_75_and_keeps_the_event(
+def test_tls_untrusted_server_is_one_line_naming_the_certificate_exit_75_event_kept(
     cs: CsRunner, tls_server: NatsServer, tls_files: TlsFiles, ca: str
 ) -> None:
     env = {"NATS_SERVERS": _tls_url(tls_server), "CS_DELIVERY_TIMEOUT": "1s"}
     if ca == "wrong":
         env["NATS_CA_FILE"] = str(tls_files.other_ca)
-    res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=env)
+    res = publish_succeeded(cs, env)
     assert res.returncode == 75, res.stderr
     assert "Traceback" not in res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr  # one line, naming the cause
     assert _error_line(res.stderr).startswith("cs: error: TLS: the NATS server's certificate is not trusted")
+    assert "certificate verify failed" in res.stderr
     assert [p["subject"] for p in _pending(cs)] == ["deployment.succeeded"]
     # the admin commands already name the cause in one line
     check = cs("nats", "check", env=env)
@@ -163,23 +153,10 @@ def test_tls_untrusted_server_exits_75_and_keeps_the_event(
     assert "certificate verify failed" in check.stderr
 
 
-@pytest.mark.parametrize("ca", ["none", "wrong"])
-def test_tls_untrusted_server_error_is_one_line_naming_the_certificate(
-    cs: CsRunner, tls_server: NatsServer, tls_files: TlsFiles, ca: str
-) -> None:
-    env = {"NATS_SERVERS": _tls_url(tls_server), "CS_DELIVERY_TIMEOUT": "1s"}
-    if ca == "wrong":
-        env["NATS_CA_FILE"] = str(tls_files.other_ca)
-    res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=env)
-    assert res.returncode == 75
-    assert res.stderr.count("\n") == 1, res.stderr
-    assert "certificate verify failed" in res.stderr
-
-
 def test_missing_ca_file_is_a_usage_error_naming_the_variable(cs: CsRunner, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-ca.pem"
     env = {"NATS_SERVERS": f"tls://127.0.0.1:{free_port()}", "NATS_CA_FILE": str(missing)}
-    res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=env)
+    res = publish_succeeded(cs, env)
     assert res.returncode == 2
     assert res.stderr == f"cs: error: NATS_CA_FILE: no such file: {missing}\n"
     assert _pending(cs) == []
@@ -199,7 +176,7 @@ def test_creds_file_that_is_not_creds_is_rejected_without_echo(cs: CsRunner, tmp
     creds = tmp_path / "user.creds"
     creds.write_text(text)
     env = {"NATS_SERVERS": f"127.0.0.1:{free_port()}", "NATS_CREDS": str(creds)}
-    res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=env)
+    res = publish_succeeded(cs, env)
     assert res.returncode == 2
     assert res.stderr.startswith(f"cs: error: NATS_CREDS: {creds} is not a NATS .creds file")
     assert res.stderr.count("\n") == 1
@@ -249,9 +226,7 @@ def perm_server(tmp_path: Path) -> Iterator[PermServer]:
 def test_restricted_user_publishes_allowed_subjects(cs: CsRunner, perm_server: PermServer) -> None:
     setup = cs("nats", "setup", env=perm_server.env(perm_server.admin_seed))
     assert setup.returncode == 0, setup.stderr
-    res = cs(
-        "events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=perm_server.env(perm_server.user_seed)
-    )
+    res = publish_succeeded(cs, perm_server.env(perm_server.user_seed))
     assert res.returncode == 0, res.stderr
     assert "delivered deployment.succeeded -> stream CLOUDSTATION seq 1" in res.stdout
     assert perm_server.user_seed not in res.stdout + res.stderr
@@ -474,7 +449,7 @@ def test_nats_serve_help_explains(cs: CsRunner) -> None:
 @pytest.mark.parametrize("name", ["NATS_PUBLISH_TIMEOUT", "NATS_FLUSH_TIMEOUT", "CS_DELIVERY_TIMEOUT"])
 def test_invalid_duration_names_the_variable_and_gives_examples(cs: CsRunner, name: str) -> None:
     env = {"NATS_SERVERS": f"127.0.0.1:{free_port()}", name: "abc"}
-    res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=env)
+    res = publish_succeeded(cs, env)
     assert res.returncode == 2
     assert res.stderr == f"cs: error: {name}: 'abc' is not a duration (examples: 250ms, 5s, 1m)\n"
     assert _pending(cs) == []

@@ -10,20 +10,9 @@ from pathlib import Path
 import nkeys
 
 from tests.conftest import CsRunner
+from tests.events.samples import SUCCEEDED, publish_succeeded
 from tests.natsserver import NatsServer
 from tests.streamread import read_stream
-
-SUCCEEDED = json.dumps(
-    {
-        "jobId": 7,
-        "type": "git_repo",
-        "deploymentId": "dep-7",
-        "serviceId": "svc",
-        "teamId": "team",
-        "userId": "u1",
-        "ownerId": "o1",
-    }
-)
 
 
 def _setup(cs: CsRunner, url: str, *extra: str) -> None:
@@ -40,15 +29,7 @@ def _new_user_seed() -> str:
 
 def test_publish_prints_the_ack_and_the_stream_holds_the_event_once(cs: CsRunner, nats_server: NatsServer) -> None:
     _setup(cs, nats_server.url)
-    res = cs(
-        "events",
-        "publish",
-        "deployment.succeeded",
-        "--data",
-        SUCCEEDED,
-        "--json",
-        env={"NATS_SERVERS": nats_server.url},
-    )
+    res = publish_succeeded(cs, {"NATS_SERVERS": nats_server.url}, "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["subject"] == "deployment.succeeded"
@@ -113,19 +94,12 @@ def test_scenario_2_nkey_auth_right_seed_delivers_wrong_seed_exits_77_without_ec
     try:
         env = {"NATS_SERVERS": server.url, "NATS_CLIENT_PRIVATE_KEY": f"  {seed}\n"}
         assert cs("nats", "setup", env=env).returncode == 0
-        ok = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=env)
+        ok = publish_succeeded(cs, env)
         assert ok.returncode == 0, ok.stderr
         assert seed not in ok.stdout + ok.stderr
 
         wrong = _new_user_seed()
-        res = cs(
-            "events",
-            "publish",
-            "deployment.succeeded",
-            "--data",
-            SUCCEEDED,
-            env=env | {"NATS_CLIENT_PRIVATE_KEY": wrong},
-        )
+        res = publish_succeeded(cs, env | {"NATS_CLIENT_PRIVATE_KEY": wrong})
         assert res.returncode == 77, res.stderr
         assert "refused our credentials" in res.stderr
         assert wrong not in res.stdout + res.stderr
@@ -133,14 +107,7 @@ def test_scenario_2_nkey_auth_right_seed_delivers_wrong_seed_exits_77_without_ec
         assert len(json.loads(cs("events", "pending", "--json").stdout)) == 1  # kept
 
         garbage = "SUNOTAREALSEEDATALLBUTSECRET"
-        res = cs(
-            "events",
-            "publish",
-            "deployment.succeeded",
-            "--data",
-            SUCCEEDED,
-            env=env | {"NATS_CLIENT_PRIVATE_KEY": garbage},
-        )
+        res = publish_succeeded(cs, env | {"NATS_CLIENT_PRIVATE_KEY": garbage})
         assert res.returncode == 2
         assert "NATS_CLIENT_PRIVATE_KEY is invalid" in res.stderr
         assert garbage not in res.stdout + res.stderr
@@ -176,7 +143,7 @@ def test_scenario_4_outage_longer_than_delivery_timeout_exits_75_then_flush_deli
     _setup(cs, server.url)
     server.stop()
     env = {"NATS_SERVERS": server.url, "CS_DELIVERY_TIMEOUT": "2s"}
-    res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=env)
+    res = publish_succeeded(cs, env)
     assert res.returncode == 75
     assert "not delivered within 2s" in res.stderr
     assert "cs events flush" in res.stderr
@@ -205,7 +172,7 @@ def test_scenario_8_subject_without_stream_is_a_clear_error_and_the_event_is_kep
     cs: CsRunner, nats_server: NatsServer
 ) -> None:
     env = {"NATS_SERVERS": nats_server.url}
-    res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env=env)
+    res = publish_succeeded(cs, env)
     assert res.returncode == 75
     err = res.stderr.strip().splitlines()[-1]
     assert "no JetStream stream covers subject 'deployment.succeeded'" in err
@@ -246,7 +213,7 @@ def test_unreachable_server_for_admin_commands_is_one_line(cs: CsRunner) -> None
 
 
 def test_missing_nats_servers_is_a_usage_error(cs: CsRunner) -> None:
-    res = cs("events", "publish", "deployment.succeeded", "--data", SUCCEEDED)
+    res = publish_succeeded(cs, None)
     assert res.returncode == 2
     assert "NATS_SERVERS is not set" in res.stderr
 
@@ -256,11 +223,7 @@ def test_concurrent_publishers_share_one_outbox(cs: CsRunner, nats_server: NatsS
     results: list[int] = []
 
     def run() -> None:
-        results.append(
-            cs(
-                "events", "publish", "deployment.succeeded", "--data", SUCCEEDED, env={"NATS_SERVERS": nats_server.url}
-            ).returncode
-        )
+        results.append(publish_succeeded(cs, {"NATS_SERVERS": nats_server.url}).returncode)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:
