@@ -23,6 +23,31 @@ def _setup(cs: CsRunner, url: str) -> None:
     assert cs("nats", "setup", env={"NATS_SERVERS": url}).returncode == 0
 
 
+def _chatty_stream(deployment: str, display: str, done: Path) -> list[str]:
+    """``cs stream`` arguments running the chatty build as job 9 of ``deployment``, canary redacted."""
+    return [
+        "stream",
+        "--deployment-id",
+        deployment,
+        "--job-id",
+        "9",
+        "--service-id",
+        "svc",
+        "--owner-id",
+        "own",
+        "--end",
+        "--redact-env",
+        "BUILD_TOKEN",
+        display,
+        "--",
+        sys.executable,
+        CHATTY,
+        str(LINES),
+        CANARY,
+        str(done),
+    ]
+
+
 def _check_stream(stored: list[StoredMsg], done: Path, deployment: str) -> None:
     logs = [m for m in stored if m.subject == f"build.log.{deployment}"]
     ends = [m for m in stored if m.subject == f"build.log.end.{deployment}"]
@@ -58,25 +83,7 @@ def test_scenario_1_hundred_thousand_lines_complete_ordered_redacted(
     _setup(cs, nats_server.url)
     done = tmp_path / "done"
     res = cs(
-        "stream",
-        "--deployment-id",
-        "dep-chatty",
-        "--job-id",
-        "9",
-        "--service-id",
-        "svc",
-        "--owner-id",
-        "own",
-        "--end",
-        "--redact-env",
-        "BUILD_TOKEN",
-        "--json",
-        "--",
-        sys.executable,
-        CHATTY,
-        str(LINES),
-        CANARY,
-        str(done),
+        *_chatty_stream("dep-chatty", "--json", done),
         env={"NATS_SERVERS": nats_server.url, "BUILD_TOKEN": CANARY},
         timeout=300,
     )
@@ -97,25 +104,7 @@ def test_scenario_2_server_down_10s_mid_build_never_blocks_the_build(
         _setup(cs, server.url)
         done = tmp_path / "done"
         proc = cs.popen(
-            "stream",
-            "--deployment-id",
-            "dep-outage",
-            "--job-id",
-            "9",
-            "--service-id",
-            "svc",
-            "--owner-id",
-            "own",
-            "--end",
-            "--redact-env",
-            "BUILD_TOKEN",
-            "--quiet",
-            "--",
-            sys.executable,
-            CHATTY,
-            str(LINES),
-            CANARY,
-            str(done),
+            *_chatty_stream("dep-outage", "--quiet", done),
             env={"NATS_SERVERS": server.url, "BUILD_TOKEN": CANARY, "NATS_PUBLISH_TIMEOUT": "1s"},
         )
         deadline = time.monotonic() + 30
