@@ -21,7 +21,7 @@ import re
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,6 @@ class NatsSettings:
     flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
     name: str = "cs"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def uses_tls(self) -> bool:
@@ -126,7 +125,6 @@ class NatsSettings:
 
             ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
             opts["tls"] = ctx
-        opts.update(self.extra)
         return opts
 
 
