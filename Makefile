@@ -1,38 +1,64 @@
 # Two entry points: `make demo` and `make test`. Both create .venv when needed.
+#
+# Everything is installed from the committed lock (uv.lock, hash-checked) by a pinned uv that the Makefile
+# bootstraps into .tools/ from .ci/uv-requirements.txt (hash-checked too). Nothing is resolved anew: a
+# release published tomorrow changes nothing here until someone runs `make lock` or `make upgrade`.
+# `make test PYTHON=python3.13` runs the suite on another interpreter (uv rebuilds .venv for it).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+TOOLS  := .tools
+UV     := $(TOOLS)/bin/uv
+# uv never downloads an interpreter of its own, and .venv holds the project with every extra.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+SYNC   := $(UV) sync --locked --all-extras --python $(PYTHON) --quiet
 
-.PHONY: demo test lint typecheck format bench clean
+.PHONY: demo test lint typecheck format bench lock upgrade lock-check sync clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(UV): .ci/uv-requirements.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+		--require-hashes -r .ci/uv-requirements.txt
+	touch $(UV)
 
-demo: $(STAMP)
+# Cheap when nothing changed; fails with uv's one-line message when pyproject.toml and uv.lock disagree.
+sync: $(UV)
+	$(SYNC)
+
+demo: sync
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
 # pytest exits 5 when it ran no test: that is a failure here, not a success.
-test: $(STAMP)
+test: sync
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest ran no test" >&2; exit 1; fi; exit $$rc
 
-lint: $(STAMP)
+lint: sync
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: sync
 	$(BIN)/mypy
 
-format: $(STAMP)
+format: sync
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
+bench: sync
 	$(BIN)/python -m bench
 
+# The lock is refreshed on purpose only: `make lock` after editing pyproject.toml (keeps every locked
+# version that still fits), `make upgrade` to move everything to the newest versions the ranges allow.
+lock: $(UV)
+	$(UV) lock --python $(PYTHON)
+
+upgrade: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
+lock-check: $(UV)
+	@$(UV) lock --check --python $(PYTHON) --quiet || { \
+		echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -218,12 +218,16 @@ def _load(raw: bytes | str, *, base64_encoded: bool) -> object:
         data = raw.encode("utf-8", errors="surrogatepass") if isinstance(raw, str) else raw
     if not data.strip():
         raise ParamsError("params: empty document")
+    # Checked here, not left to msgspec: its versions disagree on how they report invalid UTF-8
+    # (0.22 raised UnicodeDecodeError, 0.23 a DecodeError), and the user must read the same words.
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParamsError("params: not valid JSON (not UTF-8)") from None
     try:
         return msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise ParamsError(f"params: not valid JSON{_json_where(str(exc))}") from None
-    except UnicodeDecodeError:
-        raise ParamsError("params: not valid JSON (not UTF-8)") from None
 
 
 def _json_where(message: str) -> str:
