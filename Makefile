@@ -16,10 +16,11 @@ SYNC   := $(UV) sync --locked --all-extras --python $(PYTHON) --quiet
 
 .PHONY: demo test lint typecheck format bench lock upgrade lock-check sync clean
 
+# pip's own config (extra indexes, find-links) is ignored: uv comes from PyPI, by hash, or not at all.
 $(UV): .ci/uv-requirements.txt
-	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --only-binary :all: \
-		--require-hashes -r .ci/uv-requirements.txt
+	rm -rf $(TOOLS)
+	$(PYTHON) -m pip install --isolated --quiet --disable-pip-version-check --root-user-action=ignore \
+		--no-deps --only-binary :all: --require-hashes --target $(TOOLS) -r .ci/uv-requirements.txt
 	touch $(UV)
 
 # Cheap when nothing changed; fails with uv's one-line message when pyproject.toml and uv.lock disagree.
@@ -57,8 +58,7 @@ upgrade: $(UV)
 	$(UV) lock --upgrade --python $(PYTHON)
 
 lock-check: $(UV)
-	@$(UV) lock --check --python $(PYTHON) --quiet || { \
-		echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
+	@PYTHON=$(PYTHON) bash .ci/lock-check
 
 clean:
 	rm -rf $(VENV) $(TOOLS) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

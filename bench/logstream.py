@@ -375,7 +375,7 @@ def run(lines: int = DEFAULT_LINES, down_timeout: float = DEFAULT_DOWN_TIMEOUT, 
         raise ValueError("lines must be >= 1 and down_timeout > 0")
     cs_path = cs or default_cs()
     if not cs_path.is_file():
-        raise FileNotFoundError(f"no cs script at {cs_path} (pip install -e '.[dev]' first, or pass --cs)")
+        raise FileNotFoundError(f"no cs script at {cs_path} (run `make sync` first, or pass --cs)")
     with tempfile.TemporaryDirectory(prefix="cs-bench-logstream-") as tmp:
         f = _measure(cs_path, lines, down_timeout, Path(tmp))
     _check_counts("cs stream", f.stream_counts, lines, 1)

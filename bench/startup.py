@@ -128,7 +128,7 @@ def run(n: int = 15, warmup: int = 2, imports: int = 10, cs: Path | None = None)
         raise ValueError("n must be >= 1 and warmup >= 0")
     cs_path = cs or default_cs()
     if not cs_path.is_file():
-        raise FileNotFoundError(f"no cs script at {cs_path} (pip install -e '.[dev]' first, or pass --cs)")
+        raise FileNotFoundError(f"no cs script at {cs_path} (run `make sync` first, or pass --cs)")
     python = interpreter_of(cs_path)
     publish = [str(cs_path), "events", "publish", "deployment.status.changed", "--data", _PAYLOAD]
     commands: dict[str, list[str]] = {
