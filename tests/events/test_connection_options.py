@@ -76,16 +76,26 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
         pytest.skip("the openssl CLI is needed to generate test certificates")
     d = tmp_path_factory.mktemp("tls")
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    # Python 3.13 verifies strictly (VERIFY_X509_STRICT): a CA must say it signs certificates, and a
+    # server certificate must name its issuer's key.
+    ca_ext = ("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     _openssl(
-        "req", "-x509", *ec, "-keyout", d / "ca.key", "-out", d / "ca.pem", "-days", "2", "-subj", "/CN=cs test CA"
-    )
+        "req", "-x509", *ec, *ca_ext, "-keyout", d / "ca.key", "-out", d / "ca.pem", "-days", "2",
+        "-subj", "/CN=cs test CA",
+    )  # fmt: skip
     _openssl("req", *ec, "-keyout", d / "server.key", "-out", d / "server.csr", "-subj", "/CN=localhost")
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (d / "ext.cnf").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n"
+    )
     _openssl(
         "x509", "-req", "-in", d / "server.csr", "-CA", d / "ca.pem", "-CAkey", d / "ca.key", "-CAcreateserial",
         "-out", d / "server.pem", "-days", "2", "-extfile", d / "ext.cnf",
     )  # fmt: skip
-    _openssl("req", "-x509", *ec, "-keyout", d / "other.key", "-out", d / "other.pem", "-days", "2", "-subj", "/CN=x")
+    _openssl(
+        "req", "-x509", *ec, *ca_ext, "-keyout", d / "other.key", "-out", d / "other.pem", "-days", "2", "-subj", "/CN=x"
+    )  # fmt: skip
     return TlsFiles(ca=d / "ca.pem", cert=d / "server.pem", key=d / "server.key", other_ca=d / "other.pem")
 
 
@@ -136,7 +146,7 @@ def test_tls_with_ca_file_delivers(cs: CsRunner, tls_server: NatsServer, tls_fil
 def test_tls_untrusted_server_is_one_line_naming_the_certificate_exit_75_event_kept(
     cs: CsRunner, tls_server: NatsServer, tls_files: TlsFiles, ca: str
 ) -> None:
-    env = {"NATS_SERVERS": _tls_url(tls_server), "CS_DELIVERY_TIMEOUT": "1s"}
+    env = {"NATS_SERVERS": _tls_url(tls_server), "CS_DELIVERY_TIMEOUT": "6s"}
     if ca == "wrong":
         env["NATS_CA_FILE"] = str(tls_files.other_ca)
     res = publish_succeeded(cs, env)
