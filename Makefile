@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC   := $(UV) sync --locked --all-extras --python $(PYTHON) --quiet
 
-.PHONY: demo test lint typecheck format bench lock upgrade lock-check sync clean
+.PHONY: demo test test-lowest lint typecheck format bench lock upgrade lock-check sync clean
 
 # pip's own config (extra indexes, find-links) is ignored: uv comes from PyPI, by hash, or not at all.
 $(UV): .ci/uv-requirements.txt
@@ -56,6 +56,14 @@ lock: $(UV)
 
 upgrade: $(UV)
 	$(UV) lock --upgrade --python $(PYTHON)
+
+# The lower bounds in pyproject.toml are tested, not guessed: this installs the lowest version every range
+# allows (not from the lock, on purpose) and runs the suite. Not part of CI: run it when a bound moves.
+test-lowest: $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) .venv-lowest
+	$(UV) pip install --quiet --python .venv-lowest/bin/python --resolution lowest-direct -e '.[dev]'
+	@.venv-lowest/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-lowest: pytest ran no test" >&2; exit 1; fi; exit $$rc
 
 lock-check: $(UV)
 	@PYTHON=$(PYTHON) bash .ci/lock-check
