@@ -266,7 +266,7 @@ job [[ template "cs.q" $jobName ]] {
       }
 [[- if var "env_vars" . ]]
 
-      env {
+      env = {
 [[- range $env := var "env_vars" . ]]
         [[ template "cs.q" $env.key ]] = [[ template "cs.q" $env.value ]]
 [[- end ]]
