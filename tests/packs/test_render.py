@@ -325,3 +325,15 @@ def test_nasty_strings_stay_strings(pack: PackRenderer) -> None:
     _, task = task_of(group_of(job)[1])
     [config] = task["config"]
     assert config["args"] == [nasty] and config["command"] == nasty
+
+
+def test_only_nomad_runtime_interpolations_are_literal() -> None:
+    """``${...}`` written into the template itself is Nomad's run-time interpolation, nothing else."""
+    import re
+
+    from cloudstation.plugins.builtin.packs import embedded_pack_dir
+
+    template = (embedded_pack_dir() / "templates" / "cloudstation.nomad.tpl").read_text()
+    runtime = set(re.findall(r'"\$\{([A-Za-z0-9_.()]+)\}"', template))
+    assert runtime == {"uuidv4()", "node.class", "registry_username", "registry_password", "NOMAD_ALLOC_ID"}
+    assert "${" not in (embedded_pack_dir() / "variables.hcl").read_text()
