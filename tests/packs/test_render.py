@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.dispatch.test_packvars import CASES, variables_for
+from tests.dispatch.packvars_cases import CASES, variables_for
 from tests.packs.packrender import PackRenderer
 
 IMAGE = "acrbc001.azurecr.io/csi-csbackend-main-xdjmwnyyplgo:latest"
