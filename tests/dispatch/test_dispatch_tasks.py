@@ -172,7 +172,9 @@ def test_deploy_repository_end_to_end(cs: CsRunner, nats_server: NatsServer, fak
                     "type": "http",
                     "public": True,
                     "domain": "web-abc.apps.example.com",
-                    "has_health_check": "no",
+                    # a check type (the original's), with the check the pack renders
+                    "has_health_check": "http",
+                    "health_check": {"type": "http", "path": "/", "interval": "30s", "timeout": "30s", "port": 3000},
                 }
             ],
         }
@@ -181,8 +183,24 @@ def test_deploy_repository_end_to_end(cs: CsRunner, nats_server: NatsServer, fak
     work = tmp_path / "work"
     values = _check_vars_file(work)
     assert values["job_name"] == "web-job" and values["image"] == image
-    assert values["resources"] == {"cpu": 500, "memory": 1024, "memory_max": 0, "gpu": 0}
-    assert values["network"][0]["domain"] == "web-abc.apps.example.com"  # type: ignore[index]
+    # the original's memory_max: twice the memory, at least 512
+    assert values["resources"] == {"cpu": 500, "memory": 1024, "memory_max": 2048, "gpu": 0}
+    assert values["network"] == [
+        {
+            "name": "3000",
+            "port": 3000,
+            "type": "http",
+            "public": True,
+            "domain": "web-abc.apps.example.com",
+            "custom_domain": "",
+            "has_health_check": "http",
+            "health_check": {"type": "http", "path": "/", "interval": "30s", "timeout": "30s", "port": 3000},
+        }
+    ]
+    assert values["cluster_domain"] == "apps.example.com"
+    assert (values["alloc_id"], values["service_id"], values["user_id"]) == ("dep-1", "svc-1", "owner-1")
+    assert (values["secret_path"], values["user"], values["restart_mode"]) == ("kv/data/svc-1", "0", "fail")
+    assert "args" not in values  # no start command, no linked secret
     generated = [work / "cloudstation.hcl", work / "state"]
     _no_canary(res.stdout, res.stderr, *(m.data.decode() for m in msgs), all_text_under(tmp_path / "alloc"))
     _no_canary(*(all_text_under(p) if p.is_dir() else p.read_text() for p in generated))
@@ -206,7 +224,8 @@ def test_deploy_image_detects_ports_when_no_networks(
     assert [c.args[:2] for c in fake_bin.calls()] == [["image", "inspect"], ["run", str(embedded_pack_dir())]]
     assert fake_bin.calls("docker")[0].args[-1] == "nginx:1.27"
     values = _check_vars_file(tmp_path / "work")
-    assert [n["port"] for n in values["network"]] == [443, 8080]  # type: ignore[attr-defined]
+    assert [(n["name"], n["port"]) for n in values["network"]] == [("443", 443), ("8080", 8080)]  # type: ignore[attr-defined]
+    assert values["image"] == "nginx:1.27" and values["job_name"] == "web-job"
     _no_canary(res.stdout, res.stderr, all_text_under(tmp_path / "work"))
 
 
@@ -233,7 +252,10 @@ def test_deploy_image_carries_files_runtime_secrets_and_registry_into_the_pack(
         "sharedSecretPath": "shared",
         "templateStringVariables": [{"name": "URL", "pattern": NASTY_FILE, "serviceName": "db-5432"}],
         "tls": {**tls, "ttl": "3h"},
-        "consul": {"linkedServices": [{"variableName": "DB_HOST", "consulServiceName": "db-5432_HOST"}]},
+        "consul": {
+            "serviceName": "web",
+            "linkedServices": [{"variableName": "DB_HOST", "consulServiceName": "db-5432_HOST"}],
+        },
         "regions": "eu-west",
         "privateRegistry": "team-registry",
         "privateRegistryProvider": "dockerhub",
@@ -244,22 +266,23 @@ def test_deploy_image_carries_files_runtime_secrets_and_registry_into_the_pack(
     assert res.returncode == 0, res.stderr
     values = _check_vars_file(tmp_path / "work")
     assert values["config_files"] == [
-        {"path": "etc/app.yaml", "content": content},
+        {"path": "/etc/app.yaml", "content": content},
         {"path": "raw.txt", "content": content},  # plain text arrives base64-encoded, like the rest
     ]
     assert base64.b64decode(content).decode() == NASTY_FILE
-    assert values["vault_env"] == [
-        {"path": "kv/data/prj-1/svc-1", "prefix": ""},
-        {"path": "kv/data/prj-1/shared", "prefix": ""},
+    assert (values["secret_path"], values["shared_secret_path"]) == ("kv/data/prj-1/svc-1", "shared")
+    assert (values["project_id"], values["service_id"]) == ("prj-1", "svc-1")
+    assert values["template"] == [
+        {"name": "URL", "pattern": NASTY_FILE, "service_name": "db-5432", "service_secret_path": "", "linked_vars": []}
     ]
-    assert values["template_strings"] == [
-        {"name": "URL", "pattern": NASTY_FILE, "service_name": "db-5432", "secret_path": "", "linked_vars": []}
-    ]
-    assert values["tls"] == [{**tls, "ttl": "3h"}]
+    assert values["use_tls"] is True and values["tls"] == [{**tls, "ttl": "3h"}]
+    assert values["consul_service_name"] == "web"
     assert values["consul_linked_services"] == [{"key": "DB_HOST", "value": "db-5432_HOST"}]
     assert values["regions"] == "eu-west" and "region" not in values
     assert (values["private_registry"], values["private_registry_provider"]) == ("team-registry", "dockerhub")
-    assert values["vault_policies"] == ["team-registry", "prj-1"]
+    # an image deploy runs vaultLinkedSecrets' exports through /bin/sh -c (the pack's entrypoint)
+    assert values["args"] == ["export DSN=pg://$USER@db;"] and "entrypoint" not in values
+    assert values["image"] == "reg.example.com/team/web:1"
     _no_canary(res.stdout, res.stderr, all_text_under(tmp_path / "work"))
 
 

@@ -384,20 +384,23 @@ async def test_embedded_pack_deploy(run: Run, fake_bin: FakeBin) -> None:
         "count": 2,
         "datacenters": ["dc1", "dc2"],
         "resources": {"cpu": 500, "memory": 512, "memory_max": 1024, "gpu": 0},
-        "env": {"GREETING": NASTY, "PORT": "3000"},
+        "env_vars": [{"key": "GREETING", "value": NASTY}, {"key": "PORT", "value": "3000"}],
         "network": [
             {
-                "name": "http",
+                "name": "3000",
                 "port": 3000,
                 "type": "http",
                 "public": True,
                 "domain": "web.example.app",
                 "custom_domain": "",
-                "health_check": {"type": "http", "path": "/health", "interval": "10s", "timeout": "2s"},
+                "has_health_check": "http",
+                "health_check": {"type": "http", "path": "/health", "interval": "10s", "timeout": "2s", "port": 3000},
             }
         ],
-        "volumes": [{"name": "data", "source": "vol-1", "destination": "/data", "read_only": False}],
-        "meta": {"service_id": "svc-1"},
+        "use_csi_volume": True,
+        "volume_name": "vol-1",
+        "volume_mount_destination": ["/data"],
+        "service_id": "svc-1",
     }
     plugin = nomad_pack(
         deployment_name="web-prod", nomad_addr="http://nomad.example:4646", nomad_token=NOMAD_TOKEN, variables=variables
@@ -473,7 +476,8 @@ async def test_registry_pack_deploy(run: Run, fake_bin: FakeBin) -> None:
     assert add.env_changes()["NOMAD_TOKEN"] == run_call.env_changes()["NOMAD_TOKEN"] == NOMAD_TOKEN
     for call in (add, run_call):
         assert all(PACK_TOKEN not in a and NOMAD_TOKEN not in a for a in call.argv)
-    assert read_vars_file(vars_file) == {"image": "x:1", "replicas": 3, "labels": {"team": "core"}}
+    # job_name (and the image) go to a registry pack too: the original pack's defaults are placeholders
+    assert read_vars_file(vars_file) == {"image": "x:1", "replicas": 3, "labels": {"team": "core"}, "job_name": "web"}
     run.assert_no_secret_logged()
 
 
@@ -574,16 +578,19 @@ def test_embedded_pack_defaults_fit_their_types() -> None:
     ))  # fmt: skip
     defaults = {name: body["default"] for block in raw["variable"] for name, body in block.items() if "default" in body}
     assert vars_problems({"job_name": "j", "image": "i", **defaults}, variables) == []
-    assert {name for name, v in variables.items() if v.required} == {"job_name", "image"}
+    assert {name for name, v in variables.items() if v.required} == set()  # all defaulted, as the original's
 
 
 def test_template_uses_only_declared_variables() -> None:
     pack = embedded_pack_dir()
     template = (pack / "templates" / "cloudstation.nomad.tpl").read_text()
-    used = set(re.findall(r'var "([A-Za-z_][A-Za-z0-9_]*)"', template))
+    used = set(re.findall(r'var "([A-Za-z_][A-Za-z0-9_]*)', template))
     declared = set(load_variables(pack))
     assert used <= declared
-    assert declared - used == set()  # every variable is used by the template
+    # declared for compatibility with the original pack, unused by its job (as in the original)
+    unused = {"health_check", "tcp_health_check", "has_vault_policies", "consul_service_port", "useGpu"}
+    unused |= {"secret_path", "uses_kv_engine", "owner_uses_kv_engine", "restart_attempts", "restart_mode"}
+    assert declared - used == unused
 
 
 def test_type_parser_and_checker() -> None:
@@ -598,7 +605,8 @@ def test_type_parser_and_checker() -> None:
             "public": False,
             "domain": "",
             "custom_domain": "",
-            "health_check": {"type": "none", "path": "", "interval": "", "timeout": ""},
+            "has_health_check": "",
+            "health_check": {"type": "none", "path": "", "interval": "", "timeout": "", "port": 80},
         }
     ]
     assert vars_problems({"network": good}, {"network": variables["v"]}) == []
@@ -610,7 +618,12 @@ def test_type_parser_and_checker() -> None:
 
 
 def test_vars_file_round_trip_through_the_writer(tmp_path: Path) -> None:
-    values: dict[str, Any] = {"job_name": NASTY, "image": "i:1", "env": {"A": NASTY}, "consul_tags": [NASTY, "x"]}
+    values: dict[str, Any] = {
+        "job_name": NASTY,
+        "image": "i:1",
+        "env_vars": [{"key": "A", "value": NASTY}],
+        "args": [NASTY, "x"],
+    }
     path = tmp_path / "vars.hcl"
     path.write_text(hclwriter.dumps(values))
     assert read_vars_file(path) == values

@@ -55,7 +55,7 @@ class NetworkEntry(TypedDict):
     type: str  # "http" | "tcp" | "none"
     public: bool
     domain: str
-    has_health_check: str  # "yes" | "no"
+    has_health_check: str  # the check type: "http" | "tcp" | "grpc" | "script" (the original's)
     health_check: NotRequired[HealthCheck]
 
 

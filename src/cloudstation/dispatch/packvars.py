@@ -1,15 +1,20 @@
-"""Params → the variables of the embedded ``cloudstation`` pack (written to ``vars.hcl`` by nomad-pack).
+"""Params → the variables of the ``cloudstation`` pack, in the original's schema (written to ``vars.hcl``).
 
-Owns the mapping from the dispatch params (resources, networks with health checks, job type, volumes,
-consul, restart, update, config files, runtime secrets, TLS, linked services, regions, private
-registry...) to the names and types the pack's ``variables.hcl`` declares. ``job_name`` and ``image`` are
-filled in by the nomad-pack plugin from its ``deployment_name`` and the artifact.
+Owns the mapping from the dispatch params to the variables the original orchestrator wrote for its
+``cloudstation`` pack (Cloudstation-cli v2.0.1, ``internal/hclgen`` ``GenerateVarsFile``): the same names,
+shapes, defaults and omitted-when-empty rules, so that a platform's own copy of that pack in a pack
+registry and our embedded pack (which declares exactly these variables) both deploy the same job.
+``image`` is filled in by the nomad-pack plugin from the artifact it deploys (the pushed reference).
 
-No secret goes into these variables, only where secrets live: runtime secrets (the service's and the
-shared KV secrets, template strings, TLS certificates, private registry credentials) are Vault paths the
-pack turns into Nomad ``template`` blocks, rendered by Nomad on the client. Tokens go to the tools'
-environments. Config file contents are not secrets; they are carried base64-encoded (the original's
-format), which keeps any content (binary too) exact and inert in HCL and in Nomad's template language.
+Where the original wrote something nomad-pack or Nomad cannot use, we write what it meant (each listed in
+``packs/cloudstation/README.md``): ``update`` and ``entrypoint`` as an object and a list (the original
+wrote strings), ``job_config`` with all of its attributes and a real bool, the ``restart`` object beside
+``restart_attempts`` / ``restart_mode`` (the pack only reads the object), ``vault_linked_secrets`` from
+``vaultLinkedSecretPaths`` (the original always wrote ``[]``), durations Nomad can parse, and resources
+with a non-zero cpu and memory.
+
+No secret value goes into these variables, only where secrets live (Vault paths); the pack turns them
+into Nomad ``template`` blocks rendered on the client.
 """
 
 from __future__ import annotations
@@ -22,154 +27,248 @@ from typing import Any
 
 from cloudstation.dispatch.params_models import (
     ConfigFile,
-    ConsulLinkedService,
     DeployParamsBase,
+    HealthCheck,
+    JobConfig,
     NetworkPort,
-    TemplateStringVariable,
-    TlsSettings,
+    UpdateParameters,
 )
 
+# The pack's defaults (variables.hcl) where the original's generator fell back to them.
 DEFAULT_CPU = 200
-DEFAULT_MEMORY = 256
-_META_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Names spliced into Nomad template code (Consul service names, Vault paths): no quotes, braces, spaces.
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@=-]*")
-KV_MOUNT = "kv/data"
+DEFAULT_MEMORY = 200
+MIN_MEMORY_MAX = 512
+DEFAULT_RESTART_ATTEMPTS = 3  # getRestartAttempts
+RESTART_INTERVAL = "3m"  # the pack's restart object
+RESTART_DELAY = "15s"
+DEFAULT_CHECK_TIMING = "30s"  # ensureIntervalHasUnit's fallback
+HEALTH_CHECK_TYPES = frozenset({"http", "tcp", "grpc", "script"})
+UPDATE_DEFAULTS: dict[str, Any] = {
+    "min_healthy_time": "15s",
+    "healthy_deadline": "40m",
+    "progress_deadline": "1h",
+    "health_check": "checks",
+    "stagger": "20s",
+}
+# port_defaults.go GetFrameworkDefault: the port of a deployment without networks, by builder.
+FRAMEWORK_PORTS = {"nixpacks": 3000, "railpack": 3000, "csdocker": 8000}
+DEFAULT_WEB_PORT = 3000
+# Builders whose image already starts the app (the start command is theirs, not the job's args).
+START_COMMAND_BUILDERS = frozenset({"nixpacks", "railpack"})
+
+_DIGITS = re.compile(r"[0-9]+")
+_DURATION = re.compile(r"[0-9]+(?:ms|s|m|h)")
+_DAYS = re.compile(r"([0-9]+)d")
+_VOLUME_INDEX = re.compile(r"(vol_.+)\[[0-9]+\]")
 
 
-def network_entry(index: int, port: NetworkPort) -> dict[str, Any]:
-    """One ``network`` element of the pack."""
+def duration(value: str) -> str:
+    """A health check interval or timeout as Nomad takes it: bare digits are seconds (``"15"`` →
+    ``"15s"``), days become hours, anything else unusable is ``"30s"`` (the original's fallback)."""
+    value = value.strip()
+    if _DIGITS.fullmatch(value):
+        return f"{value}s"
+    if _DURATION.fullmatch(value):
+        return value
+    days = _DAYS.fullmatch(value)
+    if days:
+        return f"{int(days.group(1)) * 24}h"
+    return DEFAULT_CHECK_TIMING
+
+
+def health_check_type(port: NetworkPort) -> str:
+    """The check type: ``health_check.type``, else the port's type; http / tcp / grpc / script, else tcp."""
+    wanted = (port.health_check.type.strip() or port.port_type.strip()).lower()
+    return wanted if wanted in HEALTH_CHECK_TYPES else "tcp"
+
+
+def has_health_check(port: NetworkPort) -> str:
+    """``has_health_check`` as the original carries it: a type string, the port's type when empty."""
+    return port.has_health_check.strip() or port.port_type
+
+
+def network_entry(port: NetworkPort) -> dict[str, Any]:
+    """One ``network`` element: named after its port number (its Consul service is ``<service>-<port>``)."""
     check = port.health_check
-    enabled = port.has_health_check.strip().lower() in ("true", "yes", "1")
     return {
-        "name": f"port{index}" if not port.port_number else f"p{port.port_number}",
+        "name": str(port.port_number),
         "port": port.port_number,
-        "type": port.port_type or "http",
+        "type": port.port_type,
         "public": port.public,
         "domain": port.domain,
         "custom_domain": port.custom_domain,
+        "has_health_check": has_health_check(port),
         "health_check": {
-            "type": (check.type or "http") if enabled else "none",
-            "path": check.path or "/",
-            "interval": check.interval or "30s",
-            "timeout": check.timeout or "5s",
+            "type": health_check_type(port),
+            "path": check.path.strip() or "/",
+            "interval": duration(check.interval),
+            "timeout": duration(check.timeout),
+            "port": check.port if check.port > 0 else port.port_number,
         },
     }
 
 
-def pack_variables(params: DeployParamsBase, networks: Sequence[NetworkPort]) -> dict[str, Any]:
-    """The pack variables for ``params``, with ``networks`` (domains already allocated)."""
-    job = params.job_config
-    job_type = (job.type if job is not None and job.type else "service").lower()
-    variables: dict[str, Any] = {
-        "job_type": "batch" if job_type == "batch" else "service",
-        "count": params.replica_count if params.replica_count > 0 else 1,
-        "meta": _meta(params),
-        "resources": {
+def default_network(builder: str) -> NetworkPort:
+    """The port of a deployment that has none (the original's framework default): private, tcp check."""
+    port = FRAMEWORK_PORTS.get(builder, DEFAULT_WEB_PORT)
+    check = HealthCheck(type="tcp", path="/", interval=DEFAULT_CHECK_TIMING, timeout=DEFAULT_CHECK_TIMING, port=port)
+    return NetworkPort(port_number=port, port_type="http", has_health_check="tcp", health_check=check)
+
+
+def pack_variables(params: DeployParamsBase, networks: Sequence[NetworkPort], *, builder: str = "") -> dict[str, Any]:
+    """The pack variables for ``params``, with ``networks`` (domains already allocated) and ``builder``
+    (the one that built the image; ``noop`` for an image deploy)."""
+    variables: dict[str, Any] = {"job_name": params.job_id}
+    if params.replica_count > 0:
+        variables["count"] = params.replica_count
+    if params.secrets_path:
+        variables["secret_path"] = params.secrets_path
+    variables.update(restart_variables(params.restart_mode, params.restart_attempts))
+    if params.cpu > 0 or params.ram > 0 or params.gpu > 0:
+        memory = params.ram if params.ram > 0 else DEFAULT_MEMORY
+        variables["resources"] = {
             "cpu": params.cpu if params.cpu > 0 else DEFAULT_CPU,
-            "memory": params.ram if params.ram > 0 else DEFAULT_MEMORY,
-            "memory_max": 0,
+            "memory": memory,
+            "memory_max": max(memory * 2, MIN_MEMORY_MAX),
             "gpu": max(params.gpu, 0),
-        },
-        "network": [network_entry(i, port) for i, port in enumerate(networks)],
-    }
-    if params.regions and params.gpu <= 0:
-        variables["regions"] = params.regions
-    if params.node_pool:
-        variables["node_pool"] = params.node_pool
-    if job is not None and variables["job_type"] == "batch":
-        if job.cron:
-            variables["cron"] = job.cron
-        variables["prohibit_overlap"] = job.prohibit_overlap
-        if job.meta_required:
-            variables["meta_required"] = list(job.meta_required)
-    if params.command:
-        variables["command"] = params.command
-    if params.entrypoint:
-        variables["entrypoint"] = list(params.entrypoint)
-    if params.docker_user:
-        variables["user"] = params.docker_user
-    if params.gpu_model:
-        variables["gpu_model"] = params.gpu_model
-    volumes = [
-        {"name": f"vol{i}_{j}", "source": vol.id, "destination": path, "read_only": False}
-        for i, vol in enumerate(params.csi_volume)
-        for j, path in enumerate(vol.mount_paths)
-        if vol.id and path
-    ]
-    if volumes:
-        variables["volumes"] = volumes
+        }
+    if params.gpu_model and params.gpu > 0:
+        variables["gpu_type"] = params.gpu_model
+    _set_if(variables, "node_pool", params.node_pool)
+    _set_if(variables, "user_id", params.owner_id)
+    _set_if(variables, "alloc_id", params.deployment_id)
+    _set_if(variables, "project_id", params.project_id)
+    _set_if(variables, "service_id", params.service_id)
+    _set_if(variables, "shared_secret_path", params.shared_secret_path)
+    if params.uses_kv_engine is not None:
+        variables["uses_kv_engine"] = params.uses_kv_engine
+    if params.owner_uses_kv_engine is not None:
+        variables["owner_uses_kv_engine"] = params.owner_uses_kv_engine
+    variables["regions"] = params.regions if params.regions and params.gpu <= 0 else ""
+    _set_if(variables, "private_registry", params.private_registry)
+    _set_if(variables, "private_registry_provider", params.private_registry_provider)
+    variables["user"] = params.docker_user or "0"
+    _set_if(variables, "command", params.command)
+    variables.update(volume_variables(params))
+    variables["config_files"] = [config_file_entry(f) for f in params.config_files]
     if params.consul.service_name:
         variables["consul_service_name"] = params.consul.service_name
-    if params.consul.tags:
-        variables["consul_tags"] = list(params.consul.tags)
-    if params.restart_mode or params.restart_attempts:
-        variables["restart"] = {
-            "attempts": max(params.restart_attempts, 0),
-            "interval": "30m",
-            "delay": "15s",
-            "mode": params.restart_mode or "fail",
+        variables["consul_linked_services"] = [
+            {"key": s.variable_name, "value": s.consul_service_name} for s in params.consul.linked_services
+        ]
+    if params.entrypoint:
+        variables["entrypoint"] = list(params.entrypoint)
+    variables["template"] = [
+        {
+            "name": t.name,
+            "pattern": t.pattern,
+            "service_name": t.service_name,
+            "service_secret_path": t.service_secret_path,
+            "linked_vars": list(t.linked_vars),
         }
-    if params.update is not None:
-        up = params.update
-        variables["update"] = {
-            "max_parallel": up.max_parallel if up.max_parallel > 0 else 1,
-            "min_healthy_time": up.min_healthy_time or "10s",
-            "healthy_deadline": up.healthy_deadline or "5m",
-            "progress_deadline": up.progress_deadline or "10m",
-            "auto_revert": up.auto_revert,
-            "canary": max(up.canary, 0),
-            "auto_promote": up.auto_promote,
-        }
-    variables.update(_runtime_variables(params))
-    return variables
-
-
-def _runtime_variables(params: DeployParamsBase) -> dict[str, Any]:
-    """Config files, runtime secrets (Vault), TLS, linked services and the private registry."""
-    variables: dict[str, Any] = {}
-    files = [entry for entry in (config_file_entry(f) for f in params.config_files) if entry is not None]
-    if files:
-        variables["config_files"] = files
-    env_paths = vault_env_paths(params)
-    if env_paths:
-        variables["vault_env"] = env_paths
-    templates = [
-        entry
-        for entry in (template_string_entry(t, params.project_id) for t in params.template_string_variables)
-        if entry is not None
+        for t in params.template_string_variables
     ]
-    if templates:
-        variables["template_strings"] = templates
-    tls = tls_entry(params.tls)
-    if tls is not None:
-        variables["tls"] = [tls]
-    linked = [entry for entry in map(linked_service_entry, params.consul.linked_services) if entry is not None]
-    if linked:
-        variables["consul_linked_services"] = linked
-    registry = params.private_registry
-    if registry and _SAFE_NAME.fullmatch(registry) and _safe_or_empty(params.private_registry_provider):
-        variables["private_registry"] = registry
-        if params.private_registry_provider:
-            variables["private_registry_provider"] = params.private_registry_provider
-    if any(key in variables for key in ("vault_env", "template_strings", "tls", "private_registry")):
-        policies = [name for name in (variables.get("private_registry", ""), params.project_id) if name]
-        if policies:
-            variables["vault_policies"] = policies
+    _set_if(variables, "cluster_domain", params.cluster_domain)
+    ports = [port for port in networks if port.port_number > 0] or [default_network(builder)]
+    variables["network"] = [network_entry(port) for port in ports]
+    tls = params.tls
+    variables["use_tls"] = tls is not None and bool(tls.pka_path)
+    if tls is not None and tls.pka_path:
+        variables["tls"] = [
+            {
+                "cert_path": tls.cert_path,
+                "key_path": tls.key_path,
+                "common_name": tls.common_name,
+                "pka_path": tls.pka_path,
+                "ttl": tls.ttl,
+            }
+        ]
+    variables["vault_linked_secrets"] = [
+        {"prefix": p.prefix, "secret_path": p.secret_path} for p in params.vault_linked_secret_paths if p.secret_path
+    ]
+    if params.update is not None:
+        variables["update"] = update_variable(params.update)
+    if params.job_config is not None:
+        variables["job_config"] = job_config_variable(params.job_config)
+    args = start_args(params, builder)
+    if args:
+        variables["args"] = args
     return variables
 
 
-def config_file_entry(config: ConfigFile) -> dict[str, str] | None:
-    """One ``config_files`` element: the path inside the task (no leading ``/``), the base64 content.
+def restart_variables(mode: str, attempts: int) -> dict[str, Any]:
+    """``restart_attempts`` / ``restart_mode`` as the original wrote them (``never`` is Nomad's ``fail``
+    with 0 attempts; unknown → ``fail``; no attempts → 3), and the ``restart`` object the pack reads."""
+    nomad_mode = mode if mode in ("fail", "delay") else "fail"
+    count = 0 if mode == "never" else attempts if attempts > 0 else DEFAULT_RESTART_ATTEMPTS
+    return {
+        "restart_attempts": count,
+        "restart_mode": nomad_mode,
+        "restart": {"attempts": count, "interval": RESTART_INTERVAL, "delay": RESTART_DELAY, "mode": nomad_mode},
+    }
 
-    ``content`` arrives base64-encoded (the original's pack decoded it); content that is not valid
-    base64 is taken as the file's text and encoded here, so the pack always gets base64.
+
+def volume_variables(params: DeployParamsBase) -> dict[str, Any]:
+    """``use_csi_volume`` (always), and the first CSI volume's ``volume_name`` (its ``[N]`` index
+    suffix removed: the pack mounts one volume per allocation) and ``volume_mount_destination``."""
+    if not params.csi_volume:
+        return {"use_csi_volume": False}
+    volume = params.csi_volume[0]
+    match = _VOLUME_INDEX.fullmatch(volume.id)
+    variables: dict[str, Any] = {"use_csi_volume": True, "volume_name": match.group(1) if match else volume.id}
+    if volume.mount_paths:
+        variables["volume_mount_destination"] = list(volume.mount_paths)
+    return variables
+
+
+def update_variable(update: UpdateParameters) -> dict[str, Any]:
+    """The ``update`` object with every attribute (the pack's defaults for the strings not given)."""
+    return {
+        "min_healthy_time": update.min_healthy_time or UPDATE_DEFAULTS["min_healthy_time"],
+        "healthy_deadline": update.healthy_deadline or UPDATE_DEFAULTS["healthy_deadline"],
+        "progress_deadline": update.progress_deadline or UPDATE_DEFAULTS["progress_deadline"],
+        "auto_revert": update.auto_revert,
+        "auto_promote": update.auto_promote,
+        "max_parallel": update.max_parallel if update.max_parallel > 0 else 1,
+        "canary": max(update.canary, 0),
+        "health_check": UPDATE_DEFAULTS["health_check"],
+        "stagger": UPDATE_DEFAULTS["stagger"],
+    }
+
+
+def job_config_variable(job: JobConfig) -> dict[str, Any]:
+    """The ``job_config`` object: type (``service`` when empty), cron, payload, dispatch metadata;
+    ``prohibit_overlap`` is forced on for every type but service and system, as the original."""
+    job_type = job.type.strip().lower() or "service"
+    return {
+        "type": job_type,
+        "cron": job.cron,
+        "prohibit_overlap": job.prohibit_overlap if job_type in ("service", "system") else True,
+        "payload": job.payload,
+        "meta_required": list(job.meta_required),
+        "meta_optional": [],
+    }
+
+
+def start_args(params: DeployParamsBase, builder: str) -> list[str]:
+    """``args``: one shell line (the pack runs it with ``/bin/sh -c``) exporting each of
+    ``vaultLinkedSecrets`` then running ``build.startCommand``, unless nixpacks / railpack built the
+    image (their image runs the start command itself)."""
+    line = "".join(f"export {s.secret}={s.template};" for s in params.vault_linked_secrets)
+    build = getattr(params, "build", None)
+    start = build.start_command if build is not None else ""
+    if start and builder not in START_COMMAND_BUILDERS:
+        line += start
+    return [line] if line else []
+
+
+def config_file_entry(config: ConfigFile) -> dict[str, str]:
+    """One ``config_files`` element: the path as given, the content base64-encoded.
+
+    The pack base64-decodes ``content`` (the backend sends it encoded); content that is not valid base64
+    is taken as the file's text and encoded here, so the job never fails to decode it.
     """
-    path = config.path.strip().lstrip("/")
-    if not path or ".." in path.split("/") or any(char == ":" or ord(char) < 32 for char in path):
-        return None  # outside the task directory, or not a valid docker bind mount
-    return {"path": path, "content": _as_base64(config.content)}
+    return {"path": config.path, "content": _as_base64(config.content)}
 
 
 def _as_base64(content: str) -> str:
@@ -180,80 +279,6 @@ def _as_base64(content: str) -> str:
     return content
 
 
-def kv_path(project_id: str, name: str) -> str:
-    """The KV v2 path of a project-relative secret name (``kv/data/<project>/<name>``), as the original."""
-    name = name.strip("/")
-    return f"{KV_MOUNT}/{project_id}/{name}" if project_id else f"{KV_MOUNT}/{name}"
-
-
-def vault_env_paths(params: DeployParamsBase) -> list[dict[str, str]]:
-    """``vault_env``: KV secrets whose keys become the task's environment, each with a name prefix.
-
-    The service's own secrets (``secretsPath``, the same path the build reads), the project's shared
-    secrets (``sharedSecretPath``, under ``kv/data/<project>/``) and each ``vaultLinkedSecretPaths[]``
-    entry (under the same folder, its keys prefixed with ``prefix``).
-    """
-    entries: list[dict[str, str]] = []
-    if params.secrets_path:
-        entries.append({"path": params.secrets_path.strip("/"), "prefix": ""})
-    if params.shared_secret_path:
-        entries.append({"path": kv_path(params.project_id, params.shared_secret_path), "prefix": ""})
-    for linked in params.vault_linked_secret_paths:
-        if linked.secret_path and (not linked.prefix or _ENV_NAME.fullmatch(linked.prefix)):
-            entries.append({"path": kv_path(params.project_id, linked.secret_path), "prefix": linked.prefix})
-    return [entry for entry in entries if _SAFE_NAME.fullmatch(entry["path"])]
-
-
-def template_string_entry(variable: TemplateStringVariable, project_id: str) -> dict[str, Any] | None:
-    """One ``template_strings`` element: ``name`` rendered from ``pattern`` (Nomad template code) with
-    the first instance of Consul service ``service_name`` in scope and each of ``linked_vars`` bound
-    (as ``$NAME``) to that key of the KV secret ``secret_path``."""
-    if not _ENV_NAME.fullmatch(variable.name) or not _SAFE_NAME.fullmatch(variable.service_name):
-        return None
-    secret_path = kv_path(project_id, variable.service_secret_path) if variable.service_secret_path else ""
-    if secret_path and not _SAFE_NAME.fullmatch(secret_path):
-        return None
-    return {
-        "name": variable.name,
-        "pattern": variable.pattern,
-        "service_name": variable.service_name,
-        "secret_path": secret_path,
-        "linked_vars": [name for name in variable.linked_vars if _ENV_NAME.fullmatch(name)],
-    }
-
-
-def tls_entry(tls: TlsSettings | None) -> dict[str, str] | None:
-    """One ``tls`` element: a certificate and key issued by Vault PKI ``pka_path`` into the task."""
-    if tls is None or not tls.pka_path or not (tls.cert_path or tls.key_path):
-        return None
-    fields = {
-        "cert_path": tls.cert_path,
-        "key_path": tls.key_path,
-        "common_name": tls.common_name,
-        "pka_path": tls.pka_path,
-        "ttl": tls.ttl,
-    }
-    return fields if all(_safe_or_empty(value) for value in fields.values()) else None
-
-
-def linked_service_entry(service: ConsulLinkedService) -> dict[str, str] | None:
-    """One ``consul_linked_services`` element: env ``key`` ← the address of Consul service ``value``
-    (``NAME_HOST``: the host only, ``NAME_PORT``: the port only, else ``host:port``)."""
-    if not _ENV_NAME.fullmatch(service.variable_name) or not _SAFE_NAME.fullmatch(service.consul_service_name):
-        return None
-    return {"key": service.variable_name, "value": service.consul_service_name}
-
-
-def _safe_or_empty(value: str) -> bool:
-    return not value or _SAFE_NAME.fullmatch(value) is not None
-
-
-def _meta(params: DeployParamsBase) -> dict[str, str]:
-    meta = {
-        "service_id": params.service_id,
-        "deployment_id": params.deployment_id,
-        "project_id": params.project_id,
-        "team_id": params.team_id,
-        "owner_id": params.owner_id,
-    }
-    return {key: value for key, value in meta.items() if value and _META_KEY.fullmatch(key)}
+def _set_if(variables: dict[str, Any], name: str, value: str) -> None:
+    if value:
+        variables[name] = value

@@ -99,7 +99,9 @@ def render(
             registry["password"] = secrets.ref("registry_password", build.registry_password)
         blocks.append(Block("registry", attributes=registry))
     deploy = params.deploy.strip() or DEFAULT_DEPLOY
-    blocks.append(Block("deploy", attributes={"use": deploy, **_deploy_config(params, deploy, secrets, networks)}))
+    blocks.append(
+        Block("deploy", attributes={"use": deploy, **_deploy_config(params, deploy, secrets, networks, builder)})
+    )
     app = Block("app", (APP,), {"path": app_path}, blocks)
     text = hclwriter.dumps({"project": PROJECT}, [*secrets.blocks, app])
     return Rendered(text, secrets.env)
@@ -129,14 +131,14 @@ def _builder_config(params: DeployParamsBase, builder: str, env_refs: Mapping[st
 
 
 def _deploy_config(
-    params: DeployParamsBase, deploy: str, secrets: _Secrets, networks: Sequence[NetworkPort]
+    params: DeployParamsBase, deploy: str, secrets: _Secrets, networks: Sequence[NetworkPort], builder: str
 ) -> dict[str, Data]:
     if deploy == "nomad-pack":
         reg = params.registry
         config: dict[str, Any] = {
             "deployment_name": params.job_id,
             "pack": reg.pack or "cloudstation",
-            "variables": pack_variables(params, networks),
+            "variables": pack_variables(params, networks, builder=builder),
         }
         if reg.use_embedded:
             config["use_embedded"] = True

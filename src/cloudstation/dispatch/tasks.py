@@ -22,6 +22,7 @@ from cloudstation.backend.client import BackendError, NetworkEntry
 from cloudstation.config.model import ProjectConfig
 from cloudstation.dispatch.builders import build_with_fallback, candidates
 from cloudstation.dispatch.context import TaskContext
+from cloudstation.dispatch.packvars import has_health_check, network_entry
 from cloudstation.dispatch.params import Task
 from cloudstation.dispatch.params_models import DeployImageParams, DeployParamsBase, DeployRepositoryParams, NetworkPort
 from cloudstation.dispatch.project import APP, FILENAME, render
@@ -180,23 +181,16 @@ def network_entries(networks: Sequence[NetworkPort]) -> list[NetworkEntry]:
     """The network list ``/api/local/service-update/`` takes."""
     entries: list[NetworkEntry] = []
     for port in networks:
-        has_check = port.has_health_check.strip().lower() in ("true", "yes", "1")
+        # the check the pack renders (packvars): has_health_check is a type string, as in the original
+        check = network_entry(port)["health_check"]
         entry: NetworkEntry = {
             "port": port.port_number,
             "type": port.port_type or "http",
             "public": port.public,
             "domain": port.domain,
-            "has_health_check": "yes" if has_check else "no",
+            "has_health_check": has_health_check(port) or "http",
+            "health_check": check,
         }
-        if has_check:
-            check = port.health_check
-            entry["health_check"] = {
-                "type": check.type or "http",
-                "path": check.path or "/",
-                "interval": check.interval or "30s",
-                "timeout": check.timeout or "5s",
-                "port": check.port or port.port_number,
-            }
         entries.append(entry)
     return entries
 

@@ -1,7 +1,7 @@
 """``nomad-pack``: deploy an app to Nomad with ``nomad-pack run``; stop it and ask its status with ``nomad``.
 
-Deploy writes ``variables`` (plus ``job_name`` and ``image`` when the embedded pack runs and they are not
-given) to ``vars.hcl`` in the plugin state directory with the HCL writer, then runs one of::
+Deploy writes ``variables`` (plus ``job_name`` and, for an image artifact, ``image`` when they are not
+given, whichever pack runs) to ``vars.hcl`` in the plugin state directory with the HCL writer, then runs one of::
 
     # a pack registry is configured (registry_name + registry_source), unless use_embedded:
     nomad-pack registry add NAME SOURCE [--target=TARGET] [--ref=REF]
@@ -94,15 +94,17 @@ class NomadPack(Plugin):
         job = self._job(ctx)
         registry = self._uses_registry()
         variables: dict[str, Any] = dict(cfg.variables)
+        # A registry pack needs them as much as the embedded one (the original cloudstation pack's defaults
+        # are a placeholder image and the pack's name).
+        variables.setdefault("job_name", job)
+        if artifact.kind == "image":
+            variables.setdefault("image", artifact.ref)
         if registry:
             pack_arg, embedded = _checked("pack", cfg.pack), False
         else:
             pack_dir, embedded = self._local_pack(ctx)
             pack_arg = str(pack_dir)
             if embedded:
-                variables.setdefault("job_name", job)
-                if artifact.kind == "image":
-                    variables.setdefault("image", artifact.ref)
                 validate_pack_vars(variables, pack_dir)
         vars_file = write_vars_file(ctx.plugin_state(self.name) / VARS_FILE, variables)
         env = self._env(ctx)

@@ -1,24 +1,27 @@
-# Every variable of the cloudstation pack, with its type. cs validates each generated vars file against
-# this file (names and types) before running nomad-pack: keep both in step with the template.
+# Every variable of the original cloudstation pack (Cloudstation-cli v2.0.1), same names, types and
+# defaults, so that vars files written for either pack work with both. cs validates each generated
+# vars file against this file before running nomad-pack. See README.md for the differences.
 
 variable "job_name" {
-  description = "Nomad job ID (also the default group, task and Consul service name)"
+  description = "Nomad job ID (empty: the pack name)"
   type        = string
-}
-
-variable "image" {
-  description = "Container image to run, e.g. reg.example.com/team/web:1.2.3"
-  type        = string
-}
-
-variable "job_type" {
-  description = "Nomad job type: service or batch"
-  type        = string
-  default     = "service"
+  default     = ""
 }
 
 variable "region" {
-  description = "Nomad region (empty: the agent's)"
+  description = "Nomad region of the job (empty: the agent's)"
+  type        = string
+  default     = ""
+}
+
+variable "node_pool" {
+  description = "Node pool of the job when it asks for no GPU"
+  type        = string
+  default     = "minions"
+}
+
+variable "gpu_type" {
+  description = "GPU jobs only: node classes (comma-separated) the job may run on"
   type        = string
   default     = ""
 }
@@ -29,38 +32,58 @@ variable "datacenters" {
   default     = ["*"]
 }
 
-variable "node_pool" {
-  description = "Nomad node pool (empty: the default pool)"
+variable "private_registry" {
+  description = "Vault KV mount of the private registry credentials (also a Vault policy of the task); empty: the shared ACR credentials"
   type        = string
   default     = ""
 }
 
-variable "count" {
-  description = "Number of instances"
-  type        = number
-  default     = 1
-}
-
-variable "meta" {
-  description = "Job metadata (keys must be identifiers), e.g. service_id, deployment_id"
-  type        = map(string)
-  default     = {}
-}
-
-variable "cron" {
-  description = "Batch jobs only: run periodically on this cron schedule (empty: not periodic)"
+variable "user" {
+  description = "User the task runs as (empty: root, \"0\")"
   type        = string
   default     = ""
 }
 
-variable "prohibit_overlap" {
-  description = "Batch jobs only: do not start a periodic run while the previous one runs"
-  type        = bool
-  default     = true
+variable "private_registry_provider" {
+  description = "Secret name of the private registry credentials under private_registry"
+  type        = string
+  default     = ""
 }
 
-variable "meta_required" {
-  description = "Batch jobs only: dispatch metadata keys a parameterized job requires (empty: not parameterized)"
+variable "job_config" {
+  description = "Job type (service, batch, system, sysbatch), periodic cron, dispatch payload and metadata"
+  type = object({
+    type             = string
+    cron             = string
+    prohibit_overlap = bool
+    payload          = string
+    meta_required    = list(string)
+    meta_optional    = list(string)
+  })
+  default = {
+    type             = "service"
+    cron             = ""
+    prohibit_overlap = true
+    payload          = ""
+    meta_required    = []
+    meta_optional    = []
+  }
+}
+
+variable "image" {
+  description = "Container image to run"
+  type        = string
+  default     = "mnomitch/hello_world_server"
+}
+
+variable "entrypoint" {
+  description = "Container entrypoint (empty with args: /bin/sh -c)"
+  type        = list(string)
+  default     = []
+}
+
+variable "args" {
+  description = "Container arguments"
   type        = list(string)
   default     = []
 }
@@ -71,136 +94,46 @@ variable "command" {
   default     = ""
 }
 
-variable "args" {
-  description = "Arguments to the command"
-  type        = list(string)
-  default     = []
+variable "count" {
+  description = "Number of instances"
+  type        = number
+  default     = 1
 }
 
-variable "entrypoint" {
-  description = "Container entrypoint (empty: the image's)"
-  type        = list(string)
-  default     = []
+variable "use_csi_volume" {
+  description = "Mount the CSI volume volume_name (one per allocation)"
+  type        = bool
+  default     = false
 }
 
-variable "user" {
-  description = "User the task runs as (empty: the image's)"
+variable "volume_name" {
+  description = "CSI volume ID (also the group volume's name)"
   type        = string
-  default     = ""
+  default     = "volumename"
 }
 
-variable "resources" {
-  description = "CPU (MHz), memory and memory_max (MB; 0: no oversubscription) and GPU count"
-  type = object({
-    cpu        = number
-    memory     = number
-    memory_max = number
-    gpu        = number
-  })
-  default = {
-    cpu        = 200
-    memory     = 256
-    memory_max = 0
-    gpu        = 0
-  }
-}
-
-variable "gpu_model" {
-  description = "Required GPU model when resources.gpu > 0 (empty: any)"
-  type        = string
-  default     = ""
-}
-
-variable "network" {
-  description = "Ports the container listens on; each becomes a Consul service with an optional health check"
-  type = list(object({
-    name          = string
-    port          = number
-    type          = string
-    public        = bool
-    domain        = string
-    custom_domain = string
-    health_check = object({
-      type     = string
-      path     = string
-      interval = string
-      timeout  = string
-    })
-  }))
-  default = []
-}
-
-variable "env" {
-  description = "Environment variables of the task (names must be identifiers)"
-  type        = map(string)
-  default     = {}
-}
-
-variable "volumes" {
-  description = "CSI volumes to mount"
-  type = list(object({
-    name        = string
-    source      = string
-    destination = string
-    read_only   = bool
-  }))
-  default = []
-}
-
-variable "consul_service_name" {
-  description = "Consul service name prefix (empty: the job name)"
-  type        = string
-  default     = ""
-}
-
-variable "consul_tags" {
-  description = "Extra tags on every Consul service of the job"
+variable "volume_mount_destination" {
+  description = "Where the CSI volume is mounted in the task"
   type        = list(string)
-  default     = []
+  default     = ["/data"]
 }
 
-variable "restart" {
-  description = "Restart policy of the task group"
-  type = object({
-    attempts = number
-    interval = string
-    delay    = string
-    mode     = string
-  })
-  default = {
-    attempts = 2
-    interval = "30m"
-    delay    = "15s"
-    mode     = "fail"
-  }
-}
-
-variable "update" {
-  description = "Service jobs only: rolling update strategy"
-  type = object({
-    max_parallel      = number
-    min_healthy_time  = string
-    healthy_deadline  = string
-    progress_deadline = string
-    auto_revert       = bool
-    canary            = number
-    auto_promote      = bool
-  })
-  default = {
-    max_parallel      = 1
-    min_healthy_time  = "10s"
-    healthy_deadline  = "5m"
-    progress_deadline = "10m"
-    auto_revert       = true
-    canary            = 0
-    auto_promote      = false
-  }
+variable "autoscale" {
+  description = "Attach the CPU/memory autoscaling policy to the group"
+  type        = bool
+  default     = false
 }
 
 variable "regions" {
-  description = "Comma-separated node classes the job may run on (a set_contains_any constraint on the node class; empty: any)"
+  description = "Node classes (comma-separated) the job may run on, for jobs without GPU (empty: any)"
   type        = string
   default     = ""
+}
+
+variable "multi_region" {
+  description = "Spread the instances over distinct hosts"
+  type        = bool
+  default     = false
 }
 
 variable "config_files" {
@@ -212,47 +145,194 @@ variable "config_files" {
   default = []
 }
 
-variable "vault_policies" {
-  description = "Vault policies of the task's token (needed by the Vault-backed templates below; empty: no vault block)"
-  type        = list(string)
-  default     = []
+variable "script" {
+  description = "Shell snippet written to local/script.sh (empty: none)"
+  type        = string
+  default     = ""
 }
 
-variable "vault_env" {
-  description = "Vault KV secrets (paths) whose keys become task environment variables, each name prefixed with prefix"
+variable "secret_path" {
+  description = "Vault path of the service's secrets (carried for registry packs)"
+  type        = string
+  default     = ""
+}
+
+variable "shared_secret_path" {
+  description = "Project secret whose keys become environment variables (kv/data/<project_id>/<name>)"
+  type        = string
+  default     = ""
+}
+
+variable "uses_kv_engine" {
+  description = "The project's secrets live in the shared KV engine (not a dedicated mount)"
+  type        = bool
+  default     = false
+}
+
+variable "owner_uses_kv_engine" {
+  description = "The owner's secrets live in the shared KV engine (not a dedicated mount)"
+  type        = bool
+  default     = false
+}
+
+variable "restart_attempts" {
+  description = "Restart attempts (the restart object is what the job uses)"
+  type        = number
+  default     = 2
+}
+
+variable "restart_mode" {
+  description = "Restart mode (the restart object is what the job uses)"
+  type        = string
+  default     = "delay"
+}
+
+variable "restart" {
+  description = "Restart policy of the task group"
+  type = object({
+    attempts = number
+    interval = string
+    delay    = string
+    mode     = string
+  })
+  default = {
+    attempts = 5
+    interval = "3m"
+    delay    = "15s"
+    mode     = "delay"
+  }
+}
+
+variable "ephemeral_disk" {
+  description = "Ephemeral disk of the task group (only when enabled)"
+  type = object({
+    enabled = bool
+    migrate = bool
+    size    = number
+    sticky  = bool
+  })
+  default = {
+    enabled = false
+    migrate = false
+    size    = 300
+    sticky  = true
+  }
+}
+
+variable "privileged" {
+  description = "Run the container in privileged mode"
+  type        = bool
+  default     = false
+}
+
+variable "health_check" {
+  description = "Unused by the job (checks come from network[].health_check); kept for registry packs"
+  type = object({
+    path     = string
+    interval = string
+    timeout  = string
+    port     = number
+    type     = string
+  })
+  default = {
+    path     = "/"
+    interval = "10s"
+    timeout  = "30s"
+    port     = 8000
+    type     = "http"
+  }
+}
+
+variable "has_vault_policies" {
+  description = "Unused by the job; kept for registry packs"
+  type        = bool
+  default     = false
+}
+
+variable "update" {
+  description = "Service jobs only: update strategy (blue/green canaries by default; no canary with a CSI volume)"
+  type = object({
+    min_healthy_time  = string
+    healthy_deadline  = string
+    progress_deadline = string
+    auto_revert       = bool
+    auto_promote      = bool
+    max_parallel      = number
+    canary            = number
+    health_check      = string
+    stagger           = string
+  })
+  default = {
+    min_healthy_time  = "15s"
+    healthy_deadline  = "40m"
+    progress_deadline = "1h"
+    auto_revert       = true
+    auto_promote      = true
+    max_parallel      = 1
+    canary            = 1
+    health_check      = "checks"
+    stagger           = "20s"
+  }
+}
+
+variable "tcp_health_check" {
+  description = "Unused by the job (checks come from network[].health_check); kept for registry packs"
+  type = object({
+    port     = number
+    interval = string
+    timeout  = string
+  })
+  default = {
+    port     = 6000
+    interval = "10s"
+    timeout  = "2s"
+  }
+}
+
+variable "cluster_domain" {
+  description = "Cluster domain appended to each port's domain in its urlprefix- tags"
+  type        = string
+  default     = "cloud-station.app"
+}
+
+variable "network" {
+  description = "Ports; each becomes the Consul service <consul_service_name>-<name> with a check of health_check.type"
   type = list(object({
-    path   = string
-    prefix = string
+    name             = string
+    port             = number
+    type             = string
+    public           = bool
+    domain           = string
+    custom_domain    = string
+    has_health_check = string
+    health_check = object({
+      type     = string
+      path     = string
+      interval = string
+      timeout  = string
+      port     = number
+    })
   }))
-  default = []
+  default = [{
+    name             = "http"
+    port             = 8000
+    type             = "http"
+    public           = false
+    domain           = ""
+    custom_domain    = ""
+    has_health_check = "tcp"
+    health_check = {
+      type     = "tcp"
+      path     = "/"
+      interval = "10s"
+      timeout  = "30s"
+      port     = 80
+    }
+  }]
 }
 
-variable "template_strings" {
-  description = "Environment variables rendered from a Nomad template pattern, with Consul service service_name's first instance in scope and each of linked_vars bound ($NAME) to that key of the KV secret secret_path (empty: none)"
-  type = list(object({
-    name         = string
-    pattern      = string
-    service_name = string
-    secret_path  = string
-    linked_vars  = list(string)
-  }))
-  default = []
-}
-
-variable "tls" {
-  description = "Certificates issued by a Vault PKI role (pka_path) and written into the task at cert_path and key_path"
-  type = list(object({
-    cert_path   = string
-    key_path    = string
-    common_name = string
-    pka_path    = string
-    ttl         = string
-  }))
-  default = []
-}
-
-variable "consul_linked_services" {
-  description = "Environment variable key <- the address of Consul service value (a value ending in _HOST: the host only; _PORT: the port only; else host:port)"
+variable "env_vars" {
+  description = "Extra environment variables of the task"
   type = list(object({
     key   = string
     value = string
@@ -260,14 +340,114 @@ variable "consul_linked_services" {
   default = []
 }
 
-variable "private_registry" {
-  description = "Pull the image with credentials from the Vault KV secret kv/data/<private_registry>/<private_registry_provider> (keys registry_username and registry_password); also a Vault policy of the task"
+variable "consul_service_name" {
+  description = "Consul service name prefix, also the group's name"
+  type        = string
+  default     = "service"
+}
+
+variable "consul_linked_services" {
+  description = "Env key <- address of Consul service value (value ending in _HOST: host only; _PORT: port only)"
+  type = list(object({
+    key   = string
+    value = string
+  }))
+  default = []
+}
+
+variable "vault_linked_secrets" {
+  description = "Project secrets (kv/data/<project_id>/<secret_path>) whose keys become env variables named <prefix><key>"
+  type = list(object({
+    prefix      = string
+    secret_path = string
+  }))
+  default = []
+}
+
+variable "template" {
+  description = "Env name = pattern rendered with Consul service service_name's first instance and linked_vars from kv/data/<project_id>/<service_secret_path>"
+  type = list(object({
+    name                = string
+    pattern             = string
+    service_name        = string
+    service_secret_path = string
+    linked_vars         = list(string)
+  }))
+  default = []
+}
+
+variable "consul_service_port" {
+  description = "Unused by the job; kept for registry packs"
+  type        = string
+  default     = "http"
+}
+
+variable "useGpu" {
+  description = "Unused by the job; kept for registry packs"
+  type        = bool
+  default     = false
+}
+
+variable "resources" {
+  description = "CPU (MHz), memory and memory_max (MB), GPU count (> 0: the gpu-minions pool)"
+  type = object({
+    cpu        = number
+    memory     = number
+    gpu        = number
+    memory_max = number
+  })
+  default = {
+    cpu        = 200
+    memory     = 200
+    gpu        = 0
+    memory_max = 2000
+  }
+}
+
+variable "user_id" {
+  description = "Owner ID (docker label user_id)"
   type        = string
   default     = ""
 }
 
-variable "private_registry_provider" {
-  description = "See private_registry"
+variable "alloc_id" {
+  description = "Deployment ID: the task's name"
+  type        = string
+  default     = "deployment-xxx"
+}
+
+variable "project_id" {
+  description = "Project ID: Vault policy and KV folder of the service's secrets"
   type        = string
   default     = ""
+}
+
+variable "service_id" {
+  description = "Service ID: the service's secret under kv/data/<project_id>/"
+  type        = string
+  default     = "prj_integ_8d0e89bc-71ad-4f7a-8bb9-ee6c72820248"
+}
+
+variable "use_tls" {
+  description = "Issue the tls certificates into the task"
+  type        = bool
+  default     = false
+}
+
+variable "tls" {
+  description = "Certificates issued by Vault PKI pka_path (common_name, ttl) into cert_path and key_path"
+  type = list(object({
+    cert_path   = string
+    key_path    = string
+    common_name = string
+    pka_path    = string
+    ttl         = string
+  }))
+  default = [{
+    cert_path   = "local/certs/kafka.keystore.pem"
+    key_path    = "local/certs/kafka.keystore.key"
+    common_name = "backend.clients.kafka.acme.com"
+    pka_path    = "kafka-int-ca/issue/kafka-client"
+    ttl         = "3h"
+  }]
 }

@@ -1,152 +1,225 @@
-[[- /* cs's embedded pack: one app as one Nomad job. Strings go through toJson (valid HCL string
-       literals); numbers and bools are printed as they are. Variables: see variables.hcl.
-       Free text (and Nomad template code built from it) goes through "cloudstation.hcl_string": toJson,
-       then ${ and %{ doubled so that HCL reads them literally. */ -]]
-[[- define "cloudstation.hcl_string" -]]
-[[- . | toJson | replace "${" "$${" | replace "%{" "%%{" -]]
-[[- end -]]
-[[- $job := var "job_name" . ]]
-[[- $service := coalesce (var "consul_service_name" .) $job ]]
-[[- $resources := var "resources" . ]]
-[[- $restart := var "restart" . ]]
-[[- $update := var "update" . ]]
-job [[ $job | toJson ]] {
-  type        = [[ var "job_type" . | toJson ]]
-  datacenters = [[ var "datacenters" . | toJson ]]
-[[- if var "region" . ]]
-  region      = [[ var "region" . | toJson ]]
-[[- end ]]
-[[- if var "node_pool" . ]]
-  node_pool   = [[ var "node_pool" . | toJson ]]
-[[- end ]]
-[[- if var "regions" . ]]
+[[- /* cs's embedded cloudstation pack: the job the original cloudstation pack (Cloudstation-cli v2.0.1)
+       renders for the same variables, with the fixes README.md lists. Variables: variables.hcl. */ -]]
+[[- $root := . ]]
+[[- $jobType := var "job_config.type" . ]]
+[[- $gpu := var "resources.gpu" . ]]
+[[- $service := var "consul_service_name" . ]]
+[[- $cluster := var "cluster_domain" . ]]
+[[- $project := var "project_id" . ]]
+[[- $networks := var "network" . ]]
+[[- $jobName := var "job_name" . ]]
+[[- if eq $jobName "" ]][[ $jobName = meta "pack.name" . ]][[ end ]]
+[[- /* Nomad template code: a KV v2 secret's keys as env lines <prefix>KEY=value (path, prefix) */ -]]
+[[- $kvEnv := "{{ with secret %s }}{{ range $key, $value := .Data.data }}%s{{ $key }}={{ $value }}\n{{ end }}{{ end }}\n" ]]
+job [[ template "cs.q" $jobName ]] {
+  meta {
+    run_uuid = "${uuidv4()}"
+  }
+[[- if gt $gpu 0 ]]
+  node_pool = "gpu-minions"
+[[- if var "gpu_type" . ]]
 
   constraint {
     attribute = "${node.class}"
     operator  = "set_contains_any"
-    value     = [[ template "cloudstation.hcl_string" (var "regions" .) ]]
+    value     = [[ template "cs.q" (var "gpu_type" .) ]]
   }
 [[- end ]]
-[[- if var "meta" . ]]
+[[- else if var "node_pool" . ]]
+  node_pool = [[ template "cs.q" (var "node_pool" .) ]]
+[[- end ]]
+[[- if and (var "regions" .) (eq $gpu 0) ]]
 
-  meta {
-[[- range $key, $value := var "meta" . ]]
-    [[ $key ]] = [[ $value | toJson ]]
-[[- end ]]
+  constraint {
+    attribute = "${node.class}"
+    operator  = "set_contains_any"
+    value     = [[ template "cs.q" (var "regions" .) ]]
   }
 [[- end ]]
-[[- if eq (var "job_type" .) "batch" ]]
-[[- if var "cron" . ]]
+[[- if var "multi_region" . ]]
+
+  constraint {
+    distinct_hosts = true
+  }
+[[- end ]]
+[[- if ne (var "region" .) "" ]]
+  region = [[ template "cs.q" (var "region" .) ]]
+[[- end ]]
+  datacenters = [[ var "datacenters" . | toJson ]]
+  type        = [[ template "cs.q" $jobType ]]
+[[- if var "job_config.cron" . ]]
 
   periodic {
-    crons            = [[ list (var "cron" .) | toJson ]]
-    prohibit_overlap = [[ var "prohibit_overlap" . ]]
+    cron             = [[ template "cs.q" (var "job_config.cron" .) ]]
+    prohibit_overlap = [[ var "job_config.prohibit_overlap" . ]]
   }
 [[- end ]]
-[[- if var "meta_required" . ]]
+[[- if var "job_config.meta_required" . ]]
 
   parameterized {
-    meta_required = [[ var "meta_required" . | toJson ]]
+    payload       = [[ template "cs.q" (var "job_config.payload" .) ]]
+    meta_required = [[ var "job_config.meta_required" . | toJson ]]
+[[- if var "job_config.meta_optional" . ]]
+    meta_optional = [[ var "job_config.meta_optional" . | toJson ]]
+[[- end ]]
   }
 [[- end ]]
+
+  vault {
+[[- if var "private_registry" . ]]
+    policies    = [[ compact (list (var "private_registry" .) $project) | toJson ]]
 [[- else ]]
+    policies    = [[ compact (list $project "acr") | toJson ]]
+[[- end ]]
+    change_mode = "restart"
+  }
+[[- if eq $jobType "service" ]]
+[[- $update := var "update" . ]]
 
   update {
     max_parallel      = [[ $update.max_parallel ]]
-    min_healthy_time  = [[ $update.min_healthy_time | toJson ]]
-    healthy_deadline  = [[ $update.healthy_deadline | toJson ]]
-    progress_deadline = [[ $update.progress_deadline | toJson ]]
+    min_healthy_time  = [[ template "cs.q" $update.min_healthy_time ]]
+    healthy_deadline  = [[ template "cs.q" $update.healthy_deadline ]]
+    progress_deadline = [[ template "cs.q" $update.progress_deadline ]]
     auto_revert       = [[ $update.auto_revert ]]
-    canary            = [[ $update.canary ]]
-[[- if gt (float64 $update.canary) 0.0 ]]
+    stagger           = [[ template "cs.q" $update.stagger ]]
+    health_check      = [[ template "cs.q" $update.health_check ]]
+[[- if var "use_csi_volume" . ]]
+    auto_promote      = false
+    canary            = 0
+[[- else ]]
     auto_promote      = [[ $update.auto_promote ]]
+    canary            = [[ $update.canary ]]
 [[- end ]]
+  }
+
+  migrate {
+    max_parallel     = 2
+    health_check     = "checks"
+    min_healthy_time = [[ template "cs.q" $update.min_healthy_time ]]
+    healthy_deadline = [[ template "cs.q" $update.healthy_deadline ]]
   }
 [[- end ]]
 
-  group [[ $service | toJson ]] {
+  group [[ template "cs.q" $service ]] {
     count = [[ var "count" . ]]
+[[- if var "use_csi_volume" . ]]
+
+    volume [[ template "cs.q" (var "volume_name" .) ]] {
+      type            = "csi"
+      source          = [[ template "cs.q" (var "volume_name" .) ]]
+      read_only       = false
+      access_mode     = "single-node-writer"
+      attachment_mode = "file-system"
+      per_alloc       = true
+    }
+[[- end ]]
+[[- if var "ephemeral_disk.enabled" . ]]
+
+    ephemeral_disk {
+      migrate = [[ var "ephemeral_disk.migrate" . ]]
+      size    = [[ var "ephemeral_disk.size" . ]]
+      sticky  = [[ var "ephemeral_disk.sticky" . ]]
+    }
+[[- end ]]
 
     network {
-[[- range $net := var "network" . ]]
-      port [[ $net.name | toJson ]] {
+[[- range $net := $networks ]]
+      port [[ template "cs.q" $net.name ]] {
         to = [[ $net.port ]]
       }
 [[- end ]]
     }
-[[- range $volume := var "volumes" . ]]
-
-    volume [[ $volume.name | toJson ]] {
-      type            = "csi"
-      source          = [[ $volume.source | toJson ]]
-      read_only       = [[ $volume.read_only ]]
-      access_mode     = "single-node-writer"
-      attachment_mode = "file-system"
-    }
-[[- end ]]
-[[- range $net := var "network" . ]]
-[[- $tags := var "consul_tags" . ]]
-[[- if and $net.public $net.domain ]]
-[[- $tags = append $tags (printf "urlprefix-%s/" $net.domain) ]]
-[[- end ]]
-[[- if and $net.public $net.custom_domain ]]
-[[- $tags = append $tags (printf "urlprefix-%s/" $net.custom_domain) ]]
-[[- end ]]
+[[- range $net := $networks ]]
 [[- $check := $net.health_check ]]
+[[- /* the check's port: the label of the port whose number is health_check.port, else this port's */ -]]
+[[- $checkPort := $net.name ]]
+[[- $found := false ]]
+[[- range $other := $networks ]]
+[[- if and (not $found) (eq (int $other.port) (int $check.port)) ]]
+[[- $checkPort = $other.name ]]
+[[- $found = true ]]
+[[- end ]]
+[[- end ]]
 
     service {
-      name = [[ printf "%s-%s" $service $net.name | toJson ]]
-      port = [[ $net.name | toJson ]]
-      tags = [[ $tags | toJson ]]
-[[- if and $check.type (ne $check.type "none") ]]
+      name = [[ template "cs.q" (printf "%s-%s" $service $net.name) ]]
+      port = [[ template "cs.q" $net.name ]]
+[[- if ne $check.type "none" ]]
 
       check {
-        type     = [[ $check.type | toJson ]]
+        type     = [[ template "cs.q" $check.type ]]
 [[- if eq $check.type "http" ]]
-        path     = [[ $check.path | default "/" | toJson ]]
+        path     = [[ template "cs.q" (default "/" $check.path) ]]
 [[- end ]]
-        interval = [[ $check.interval | default "10s" | toJson ]]
-        timeout  = [[ $check.timeout | default "5s" | toJson ]]
+        interval = [[ template "cs.q" $check.interval ]]
+        timeout  = [[ template "cs.q" $check.timeout ]]
+        port     = [[ template "cs.q" $checkPort ]]
       }
 [[- end ]]
+[[- if $net.public ]]
+[[- $tags := list "blue" ]]
+[[- $canary := list "green" ]]
+[[- if ne $net.domain "" ]]
+[[- $fqdn := printf "%s.%s" $net.domain $cluster ]]
+[[- if or (eq $cluster "") (eq $net.domain $cluster) (hasSuffix (printf ".%s" $cluster) $net.domain) ]]
+[[- $fqdn = $net.domain ]]
+[[- end ]]
+[[- $tags = append $tags (printf "urlprefix-%s" $fqdn) ]]
+[[- $canary = append $canary (printf "urlprefix-canary-%s" $fqdn) ]]
+[[- end ]]
+[[- if ne $net.custom_domain "" ]]
+[[- $tags = append $tags (printf "custom-%s" $net.custom_domain) ]]
+[[- $canary = append $canary (printf "custom-canary-%s" $net.custom_domain) ]]
+[[- end ]]
+[[- if eq $net.type "tcp" ]]
+[[- $tags = append $tags "tcp-lb" ]]
+[[- end ]]
+
+      tags        = [[ $tags | toJson | replace "%{" "%%{" ]]
+      canary_tags = [[ $canary | toJson | replace "%{" "%%{" ]]
+[[- else ]]
+
+      tags = ["blue"]
+[[- end ]]
+    }
+[[- else ]]
+
+    service {
+      name = [[ template "cs.q" $service ]]
+      tags = [[ list (printf "urlprefix-%s.internal.%s" $service $cluster) | toJson | replace "%{" "%%{" ]]
     }
 [[- end ]]
+[[- $restart := var "restart" . ]]
 
     restart {
       attempts = [[ $restart.attempts ]]
-      interval = [[ $restart.interval | toJson ]]
-      delay    = [[ $restart.delay | toJson ]]
-      mode     = [[ $restart.mode | toJson ]]
+      interval = [[ template "cs.q" $restart.interval ]]
+      delay    = [[ template "cs.q" $restart.delay ]]
+      mode     = [[ template "cs.q" $restart.mode ]]
     }
 
-    task [[ $service | toJson ]] {
+    task [[ template "cs.q" (var "alloc_id" .) ]] {
       driver = "docker"
-[[- if var "user" . ]]
-      user   = [[ var "user" . | toJson ]]
+      user   = [[ template "cs.q" (default "0" (var "user" .)) ]]
+[[- if var "use_csi_volume" . ]]
+[[- range $dest := var "volume_mount_destination" . ]]
+
+      volume_mount {
+        volume      = [[ template "cs.q" (var "volume_name" $root) ]]
+        destination = [[ template "cs.q" $dest ]]
+        read_only   = false
+      }
+[[- end ]]
 [[- end ]]
 
       config {
-        image = [[ var "image" . | toJson ]]
-[[- if var "network" . ]]
-        ports = [ [[- range $index, $net := var "network" . ]][[ if $index ]], [[ end ]][[ $net.name | toJson ]][[- end ]] ]
+        image              = [[ template "cs.q" (var "image" .) ]]
+        image_pull_timeout = "30m"
+[[- if var "privileged" . ]]
+        privileged         = true
 [[- end ]]
-[[- if var "entrypoint" . ]]
-        entrypoint = [[ var "entrypoint" . | toJson ]]
-[[- end ]]
-[[- if var "command" . ]]
-        command = [[ var "command" . | toJson ]]
-[[- end ]]
-[[- if var "args" . ]]
-        args = [[ var "args" . | toJson ]]
-[[- end ]]
-[[- if var "config_files" . ]]
-        volumes = [
-[[- range $file := var "config_files" . ]]
-          [[ template "cloudstation.hcl_string" (printf "local/%s:/%s" $file.path $file.path) ]],
-[[- end ]]
-        ]
-[[- end ]]
-[[- if var "private_registry" . ]]
+[[- if or (regexMatch ".*acrbc001.azurecr.io/.*" (var "image" .)) (var "private_registry" .) ]]
 
         # registry_username / registry_password: from the private registry template below (Vault)
         auth {
@@ -154,55 +227,99 @@ job [[ $job | toJson ]] {
           password = "${registry_password}"
         }
 [[- end ]]
-      }
-[[- if var "vault_policies" . ]]
-
-      vault {
-        policies    = [
-[[- range $policy := var "vault_policies" . ]]
-          [[ template "cloudstation.hcl_string" $policy ]],
+[[- if or (var "args" .) (var "entrypoint" .) ]]
+[[- if var "entrypoint" . ]]
+        entrypoint = [[ var "entrypoint" . | toJson | replace "%{" "%%{" ]]
+[[- else ]]
+        entrypoint = ["/bin/sh", "-c"]
+[[- end ]]
+[[- if var "args" . ]]
+        args       = [[ var "args" . | toJson | replace "%{" "%%{" ]]
+[[- end ]]
+[[- end ]]
+[[- if var "command" . ]]
+        command    = [[ template "cs.q" (var "command" .) ]]
+[[- end ]]
+[[- if $networks ]]
+[[- $ports := list ]]
+[[- range $net := $networks ]][[ $ports = append $ports $net.name ]][[ end ]]
+        ports      = [[ $ports | toJson ]]
+[[- end ]]
+[[- if var "config_files" . ]]
+        volumes    = [
+[[- range $file := var "config_files" . ]]
+[[- $path := trimPrefix "/" $file.path ]]
+          [[ template "cs.lit" (printf "local/%s:/%s" $path $path) ]],
 [[- end ]]
         ]
-        change_mode = "restart"
+[[- end ]]
+
+        labels = {
+          job        = [[ template "cs.q" $jobName ]]
+          group      = [[ template "cs.q" $service ]]
+          task       = [[ template "cs.q" $service ]]
+          alloc_id   = "${NOMAD_ALLOC_ID}"
+          user_id    = [[ template "cs.q" (var "user_id" .) ]]
+          project_id = [[ template "cs.q" $project ]]
+          service_id = [[ template "cs.q" (var "service_id" .) ]]
+        }
+      }
+[[- if var "env_vars" . ]]
+
+      env = {
+[[- range $env := var "env_vars" . ]]
+        [[ template "cs.q" $env.key ]] = [[ template "cs.q" $env.value ]]
+[[- end ]]
       }
 [[- end ]]
-[[- range $file := var "config_files" . ]]
 
-      # config file: its base64 content decoded by Nomad's template engine (never parsed as a template)
+      # the service's own secrets (always)
       template {
-        data        = [[ printf "{{ %s | base64Decode }}" ($file.content | toJson) | toJson ]]
-        destination = [[ template "cloudstation.hcl_string" (printf "local/%s" $file.path) ]]
-        change_mode = "restart"
+        data        = [[ template "cs.lit" (printf $kvEnv (printf "/kv/data/%s/%s" $project (var "service_id" .) | toJson) "") ]]
+        destination = "secrets/file.env"
+        change_mode = "noop"
+        env         = true
       }
-[[- end ]]
-[[- range $index, $secret := var "vault_env" . ]]
+[[- if var "shared_secret_path" . ]]
 
+      # the project's shared secrets
       template {
-        data        = [[ template "cloudstation.hcl_string" (printf "{{ with secret %s }}{{ range $key, $value := (or .Data.data .Data) }}%s{{ $key }}={{ $value }}\n{{ end }}{{ end }}" ($secret.path | toJson) $secret.prefix) ]]
-        destination = [[ printf "secrets/vault-%d.env" $index | toJson ]]
+        data        = [[ template "cs.lit" (printf $kvEnv (printf "/kv/data/%s/%s" $project (var "shared_secret_path" .) | toJson) "") ]]
+        destination = "secrets/shared-secrets.env"
         change_mode = "noop"
         env         = true
       }
 [[- end ]]
-[[- if var "template_strings" . ]]
-[[- $data := "" ]]
-[[- range $string := var "template_strings" . ]]
-[[- $body := printf "{{ with service %s }}{{ with index . 0 }}%s=%s\n{{ end }}{{ end }}" ($string.service_name | toJson) $string.name $string.pattern ]]
-[[- if $string.secret_path ]]
-[[- $binds := "" ]]
-[[- range $name := $string.linked_vars ]]
-[[- $binds = printf "%s{{ $%s := index .Data.data %s }}" $binds $name ($name | toJson) ]]
-[[- end ]]
-[[- $body = printf "{{ with secret %s }}%s%s{{ end }}" ($string.secret_path | toJson) $binds $body ]]
-[[- end ]]
-[[- $data = printf "%s%s" $data $body ]]
+[[- range $index, $linked := var "vault_linked_secrets" . ]]
+
+      # a linked secret, its keys prefixed
+      template {
+        data        = [[ template "cs.lit" (printf $kvEnv (printf "/kv/data/%s/%s" $project $linked.secret_path | toJson) $linked.prefix) ]]
+        destination = [[ printf "secrets/linked-%d.env" $index | toJson ]]
+        change_mode = "noop"
+        env         = true
+      }
 [[- end ]]
 
+      # registry credentials (registry_username, registry_password) for the docker auth block
       template {
-        data        = [[ template "cloudstation.hcl_string" $data ]]
-        destination = "secrets/template-strings.env"
-        change_mode = "restart"
+[[- if var "private_registry" . ]]
+        data        = [[ template "cs.lit" (printf $kvEnv (printf "/kv/data/%s/%s" (var "private_registry" .) (var "private_registry_provider" .) | toJson) "") ]]
+[[- else ]]
+        data        = [[ template "cs.lit" (printf $kvEnv ("/acr/data/registry" | toJson) "") ]]
+[[- end ]]
+        destination = "private_registry/file.env"
+        change_mode = "noop"
         env         = true
+      }
+[[- if var "script" . ]]
+
+      template {
+        data        = [[ template "cs.lit" (printf "#!/bin/ash\n%s\nexec \"$@\"\n" (var "script" .)) ]]
+        destination = "local/script.sh"
+        change_mode = "restart"
+        env         = false
+        perms       = "777"
       }
 [[- end ]]
 [[- if var "consul_linked_services" . ]]
@@ -217,18 +334,40 @@ job [[ $job | toJson ]] {
 [[- $name = trimSuffix "_PORT" $linked.value ]]
 [[- $address = "{{ .Port }}" ]]
 [[- end ]]
-[[- $data = printf "%s{{ with service %s }}{{ with index . 0 }}%s=%s\n{{ end }}{{ end }}" $data ($name | toJson) $linked.key $address ]]
+[[- $data = printf "%s{{ with service %s }}{{ if . }}{{ with index . 0 }}%s=%s\n{{ end }}{{ end }}{{ end }}" $data ($name | toJson) $linked.key $address ]]
 [[- end ]]
 
+      # linked Consul services' addresses
       template {
-        data        = [[ template "cloudstation.hcl_string" $data ]]
-        destination = "secrets/consul-services.env"
+        data        = [[ template "cs.lit" $data ]]
+        destination = "secrets/consul_services.env"
         change_mode = "restart"
         env         = true
       }
 [[- end ]]
+[[- if var "template" . ]]
+[[- $data := "" ]]
+[[- range $item := var "template" . ]]
+[[- $binds := "" ]]
+[[- range $name := $item.linked_vars ]]
+[[- if regexMatch "^[A-Za-z_][A-Za-z0-9_]*$" $name ]]
+[[- $binds = printf "%s{{ $%s := index .Data.data %s }}" $binds $name ($name | toJson) ]]
+[[- end ]]
+[[- end ]]
+[[- $line := printf "{{ with service %s }}{{ if . }}{{ with index . 0 }}%s= %s\n{{ end }}{{ end }}{{ end }}" ($item.service_name | toJson) $item.name ($item.pattern | quote) ]]
+[[- $data = printf "%s{{ with secret %s }}%s%s{{ end }}\n" $data (printf "/kv/data/%s/%s" $project $item.service_secret_path | toJson) $binds $line ]]
+[[- end ]]
+
+      # connection strings built from linked services and their secrets
+      template {
+        data        = [[ template "cs.lit" $data ]]
+        destination = "secrets/connection.env"
+        change_mode = "restart"
+        env         = true
+      }
+[[- end ]]
+[[- if var "use_tls" . ]]
 [[- range $cert := var "tls" . ]]
-[[- /* both templates ask Vault with the same arguments: one issued certificate, cert and key match */ -]]
 [[- $args := $cert.pka_path | toJson ]]
 [[- if $cert.common_name ]]
 [[- $args = printf "%s %s" $args (printf "common_name=%s" $cert.common_name | toJson) ]]
@@ -236,75 +375,75 @@ job [[ $job | toJson ]] {
 [[- if $cert.ttl ]]
 [[- $args = printf "%s %s" $args (printf "ttl=%s" $cert.ttl | toJson) ]]
 [[- end ]]
-[[- if $cert.cert_path ]]
 
       template {
-        data        = [[ template "cloudstation.hcl_string" (printf "{{ with secret %s }}{{ .Data.certificate }}{{ end }}" $args) ]]
-        destination = [[ template "cloudstation.hcl_string" $cert.cert_path ]]
-        perms       = "0644"
-        change_mode = "restart"
+        data        = [[ template "cs.lit" (printf "{{ with secret %s }}{{ .Data.certificate }}{{ end }}\n" $args) ]]
+        destination = [[ template "cs.lit" $cert.cert_path ]]
+        perms       = "777"
       }
-[[- end ]]
-[[- if $cert.key_path ]]
 
       template {
-        data        = [[ template "cloudstation.hcl_string" (printf "{{ with secret %s }}{{ .Data.private_key }}{{ end }}" $args) ]]
-        destination = [[ template "cloudstation.hcl_string" $cert.key_path ]]
-        perms       = "0644"
-        change_mode = "restart"
+        data        = [[ template "cs.lit" (printf "{{ with secret %s }}{{ .Data.private_key }}{{ end }}\n" $args) ]]
+        destination = [[ template "cs.lit" $cert.key_path ]]
+        perms       = "777"
       }
 [[- end ]]
 [[- end ]]
-[[- if var "private_registry" . ]]
-[[- $path := printf "kv/data/%s" (var "private_registry" .) ]]
-[[- if var "private_registry_provider" . ]]
-[[- $path = printf "%s/%s" $path (var "private_registry_provider" .) ]]
-[[- end ]]
+[[- range $file := var "config_files" . ]]
 
+      # a config file: its base64 content decoded by Nomad (never parsed as a template)
       template {
-        data        = [[ template "cloudstation.hcl_string" (printf "{{ with secret %s }}registry_username={{ .Data.data.registry_username }}\nregistry_password={{ .Data.data.registry_password }}\n{{ end }}" ($path | toJson)) ]]
-        destination = "secrets/private-registry.env"
-        change_mode = "noop"
-        env         = true
+        data        = [[ template "cs.lit" (printf "{{ %s | base64Decode }}" ($file.content | toJson)) ]]
+        destination = [[ template "cs.lit" (printf "local/%s" (trimPrefix "/" $file.path)) ]]
+        env         = false
       }
 [[- end ]]
-[[- if var "env" . ]]
-
-      env {
-[[- range $key, $value := var "env" . ]]
-        [[ $key ]] = [[ $value | toJson ]]
-[[- end ]]
-      }
-[[- end ]]
-[[- range $volume := var "volumes" . ]]
-
-      volume_mount {
-        volume      = [[ $volume.name | toJson ]]
-        destination = [[ $volume.destination | toJson ]]
-        read_only   = [[ $volume.read_only ]]
-      }
-[[- end ]]
+[[- $resources := var "resources" . ]]
 
       resources {
-        cpu    = [[ $resources.cpu ]]
-        memory = [[ $resources.memory ]]
-[[- if gt (float64 $resources.memory_max) 0.0 ]]
+        cpu        = [[ $resources.cpu ]]
+        memory     = [[ $resources.memory ]]
         memory_max = [[ $resources.memory_max ]]
-[[- end ]]
-[[- if gt (float64 $resources.gpu) 0.0 ]]
+[[- if gt $gpu 0 ]]
 
-        device "nvidia/gpu" {
-          count = [[ $resources.gpu ]]
-[[- if var "gpu_model" . ]]
-
-          constraint {
-            attribute = "${device.model}"
-            value     = [[ var "gpu_model" . | toJson ]]
-          }
-[[- end ]]
+        device "letmutx/gpu" {
+          count = [[ $gpu ]]
         }
 [[- end ]]
       }
     }
+[[- if var "autoscale" . ]]
+
+    scaling {
+      enabled = true
+      min     = 1
+      max     = 3
+
+      policy {
+        cooldown            = "5m"
+        evaluation_interval = "1m"
+
+        check "cpu_usage" {
+          source = "prometheus"
+          query  = [[ template "cs.lit" (printf "avg(nomad_client_allocs_cpu_total_percent{exported_job=%s})" ($service | toJson)) ]]
+
+          strategy "target-value" {
+            target    = 90
+            threshold = 0.4
+          }
+        }
+
+        check "memory_usage" {
+          source = "prometheus"
+          query  = [[ template "cs.lit" (printf "avg(nomad_client_allocs_memory_usage{exported_job=%s}) / 1024 / 1024" ($service | toJson)) ]]
+
+          strategy "target-value" {
+            target    = 240
+            threshold = 0.4
+          }
+        }
+      }
+    }
+[[- end ]]
   }
 }
