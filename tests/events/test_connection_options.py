@@ -94,7 +94,8 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
         "-out", d / "server.pem", "-days", "2", "-extfile", d / "ext.cnf",
     )  # fmt: skip
     _openssl(
-        "req", "-x509", *ec, *ca_ext, "-keyout", d / "other.key", "-out", d / "other.pem", "-days", "2", "-subj", "/CN=x"
+        "req", "-x509", *ec, *ca_ext, "-keyout", d / "other.key", "-out", d / "other.pem", "-days", "2",
+        "-subj", "/CN=x",
     )  # fmt: skip
     return TlsFiles(ca=d / "ca.pem", cert=d / "server.pem", key=d / "server.key", other_ca=d / "other.pem")
 
