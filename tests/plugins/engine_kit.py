@@ -244,7 +244,8 @@ class Recorder:
             wrapper = recorder.bin_dir / name
             wrapper.write_text(
                 "#!/bin/sh\n"
-                f'"{sys.executable}" -c \'import json,sys; print(json.dumps(sys.argv[1:]))\' {name} "$@" >> "{recorder.record}"\n'
+                f'"{sys.executable}" -c \'import json,sys; print(json.dumps(sys.argv[1:]))\' {name} "$@" \\\n'
+                f'  >> "{recorder.record}"\n'
                 f'exec "{real}" "$@"\n'
             )
             wrapper.chmod(0o755)

@@ -153,9 +153,7 @@ async def test_build_inspect_tag_push_pull_by_digest(rig: Rig, local_registry: L
     target = f"{local_registry.host}/{repo}:{tag}"
     held = local_registry.digest(repo, tag)
     assert held.startswith("sha256:")
-    assert pushed == Artifact(
-        kind="image", ref=target, digest=held, ports=(8080, 9090), metadata=pushed.metadata
-    )
+    assert pushed == Artifact(kind="image", ref=target, digest=held, ports=(8080, 9090), metadata=pushed.metadata)
     source = "digest file" if rig.engine == "podman" else "registry"
     assert pushed.metadata["digest_source"] == source
     assert f"pushed {target} (digest {held}, from the {source})" in rig.text
