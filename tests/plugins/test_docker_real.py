@@ -122,6 +122,12 @@ def assert_nowhere(rig: Rig, tmp_path: Path, forms: list[str], *extra: str) -> N
     """No form of the secret in a logged line, a recorded argv, ``extra`` texts, or any file under tmp_path."""
     argvs = [" ".join(argv) for argv in rig.recorder.argvs()]
     files = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()]
+    # where docker / podman keep logins by default (the test's HOME is under tmp_path)
+    files += [
+        p
+        for p in (Path(f"/run/containers/{os.getuid()}/auth.json"), Path.home() / ".docker/config.json")
+        if p.is_file()
+    ]
     for secret in forms:
         assert secret not in rig.text
         assert all(secret not in argv for argv in argvs)
