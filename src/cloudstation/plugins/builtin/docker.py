@@ -153,15 +153,12 @@ class Docker(Plugin):
                 env = {**env, "DOCKER_CONFIG": str(private), "REGISTRY_AUTH_FILE": str(private / "auth.json")}
                 login = [cli, "login", *tls, *([login_server] if login_server else []), "-u", cfg.username]
                 ctx.say(f"{self.name}: logging in to {login_server or 'Docker Hub'} as {cfg.username}")
-                rc, lines = await run_capturing(ctx, [*login, "--password-stdin"], env=env, stdin=cfg.password.encode())
-                if rc != 0:
-                    raise PluginError(_failed(f"{cli} login to {login_server or 'Docker Hub'}", rc, lines))
-            await ctx.check([cli, "tag", artifact.ref, target], what=f"{cli} tag", env=env)
+                what = f"{cli} login to {login_server or 'Docker Hub'}"
+                await _step(ctx, [*login, "--password-stdin"], what, env=env, stdin=cfg.password.encode())
+            await _step(ctx, [cli, "tag", artifact.ref, target], f"{cli} tag", env=env)
             digest_file = private / "digest"
             digest_flag = ["--digestfile", str(digest_file)] if cli == "podman" else []
-            rc, lines = await run_capturing(ctx, [cli, "push", *tls, *digest_flag, target], env=env)
-            if rc != 0:
-                raise PluginError(_failed(f"{cli} push of {target}", rc, lines))
+            await _step(ctx, [cli, "push", *tls, *digest_flag, target], f"{cli} push of {target}", env=env)
             digest, source, problem = "", "digest file", ""
             if digest_flag:
                 digest = _read_digest_file(digest_file)
@@ -203,10 +200,7 @@ async def docker_build(ctx: PluginContext, cfg: DockerBuildConfig, *, builder: s
         )
     argv = [engine.cli, "build", "-t", ref, "-f", cfg.dockerfile, *flags, "."]
     ctx.say(f"{builder}: building {ref}")
-    lines = _Tail()
-    rc = await ctx.run(argv, env={**env, **engine.build_env()}, cwd=context_dir, capture=lines)
-    if rc != 0:
-        raise PluginError(_failed(f"{engine.cli} build", rc, lines))
+    await _step(ctx, argv, f"{engine.cli} build", env={**env, **engine.build_env()}, cwd=context_dir)
     config = await image_config(ctx, ref, cli=engine.cli, env=env)
     repo, _, tag = split_ref(ref)
     metadata = {"builder": builder, "image": repo, "tag": tag, "engine": engine.cli}
@@ -255,10 +249,21 @@ class _Tail(list[str]):
             del self[:32]
 
 
-def _failed(what: str, rc: int, lines: Sequence[str]) -> str:
-    """``"<what> failed (exit N): <the tool's last line>"``."""
-    reason = last_line(lines)
-    return f"{what} failed (exit {rc})" + (f": {reason}" if reason else "")
+async def _step(
+    ctx: PluginContext,
+    argv: Sequence[str],
+    what: str,
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    stdin: bytes | None = None,
+) -> None:
+    """Run one step through the log; a failure is ``"<what> failed (exit N): <the tool's last line>"``."""
+    lines = _Tail()
+    rc = await ctx.run(argv, env=env, cwd=cwd, stdin=stdin, capture=lines)
+    if rc != 0:
+        reason = last_line(lines)
+        raise PluginError(f"{what} failed (exit {rc})" + (f": {reason}" if reason else ""))
 
 
 # -- shared helpers ------------------------------------------------------------------------------------
