@@ -20,6 +20,7 @@ from cloudstation.config import hclwriter, parse_config
 from cloudstation.events.logstream import LogIdentity, LogLine, LogStream
 from cloudstation.events.redaction import Redactor
 from cloudstation.plugins.base import Artifact, PluginContext, PluginError, Status
+from cloudstation.plugins.builtin._engine import buildkit_features
 from cloudstation.plugins.builtin.docker import CsDocker, Docker, DockerConfig
 from cloudstation.plugins.builtin.nixpacks import Nixpacks
 from cloudstation.plugins.builtin.nomadpack import (
@@ -143,21 +144,51 @@ async def test_csdocker_build_exact_argv_env_and_cwd(run: Run, fake_bin: FakeBin
     run.assert_no_secret_logged()
 
 
-async def test_buildkit_when_a_docker_engine_and_buildx_are_there(run: Run, fake_bin: FakeBin) -> None:
+async def test_buildkit_only_where_the_engine_has_it_and_the_dockerfile_needs_it(run: Run, fake_bin: FakeBin) -> None:
     fake_bin.add("docker", Rule(("version",), stdout=DOCKER_ENGINE), Rule(("image", "inspect"), stdout=INSPECT))
+    # a plain Dockerfile on a Docker Engine: the classic builder, buildx is not even asked for
+    await CsDocker(CsDocker.Config()).build(run.ctx)
+    assert [c.args[0] for c in fake_bin.calls()] == ["version", "build", "image"]
+    assert fake_bin.calls()[1].env["DOCKER_BUILDKIT"] == "0"
+    assert "docker on Docker Engine 27.3.1, building with the classic builder (DOCKER_BUILDKIT=0); nothing" in run.text
+
+    # a Dockerfile that needs BuildKit, and buildx is there: BuildKit
     (run.ctx.app_path / "Dockerfile").write_text("# syntax=docker/dockerfile:1\nFROM scratch\n")
     await CsDocker(CsDocker.Config()).build(run.ctx)
-    assert [c.args[0] for c in fake_bin.calls()] == ["version", "buildx", "build", "image"]
-    assert fake_bin.calls()[1].args == ["buildx", "version"]
-    assert fake_bin.calls()[2].env["DOCKER_BUILDKIT"] == "1"
-    assert "docker on Docker Engine 27.3.1, building with BuildKit (buildx)" in run.text
+    assert [c.args[:2] for c in fake_bin.calls()[3:]] == [
+        ["version", "--format"],
+        ["buildx", "version"],
+        ["build", "-t"],
+        ["image", "inspect"],
+    ]
+    assert fake_bin.calls()[5].env["DOCKER_BUILDKIT"] == "1"
+    assert "docker on Docker Engine 27.3.1, building with BuildKit (buildx)\n" in run.text
     assert "uses BuildKit features" not in run.text
 
+    # needed, but the CLI has no buildx: the classic builder, and the log says the Dockerfile may fail
     fake_bin.add("docker", Rule(("version",), stdout=DOCKER_ENGINE), Rule(("buildx",), exit_code=1))
+    (run.ctx.app_path / "Dockerfile").write_text("FROM scratch\nRUN --mount=type=cache,target=/c true\n")
     await CsDocker(CsDocker.Config()).build(run.ctx)
     assert fake_bin.calls()[-2].env["DOCKER_BUILDKIT"] == "0"
     assert "the classic builder (DOCKER_BUILDKIT=0); the docker CLI has no buildx component" in run.text
-    assert "Dockerfile uses BuildKit features (a syntax directive, RUN --mount or a heredoc)" in run.text
+    assert "Dockerfile uses BuildKit features (a syntax directive, RUN --mount, COPY --link or a heredoc)" in run.text
+
+
+@pytest.mark.parametrize(
+    ("text", "needs"),
+    [
+        ("FROM scratch\nCOPY a /a\n", False),
+        ("# syntax=docker/dockerfile:1.7\nFROM scratch\n", True),
+        ("FROM x\nRUN --mount=type=secret,id=k cat /run/secrets/k\n", True),
+        ("FROM x\nRUN --network=none true\n", True),
+        ("FROM x\nCOPY --link a /a\n", True),
+        ("FROM x\nRUN <<EOF\necho hi\nEOF\n", True),
+        ("FROM x\n# a comment about --mount\nRUN echo --mount\n", False),
+    ],
+)
+def test_buildkit_features(tmp_path: Path, text: str, needs: bool) -> None:
+    (tmp_path / "Dockerfile").write_text(text)
+    assert buildkit_features(tmp_path / "Dockerfile") is needs
 
 
 async def test_docker_without_an_engine_falls_back_to_podman(run: Run, fake_bin: FakeBin) -> None:

@@ -4,10 +4,12 @@ Platforms meet three set-ups, and :func:`detect_engine` tells them apart from wh
 (exit codes and JSON), never from prose:
 
 - **Docker's CLI and a Docker Engine**: ``docker version --format '{{json .}}'`` answers with a
-  ``Server`` whose components include no ``Podman Engine``. BuildKit is used when the CLI has its
-  ``buildx`` component (``docker buildx version`` exits 0): ``DOCKER_BUILDKIT=1``. Without buildx the
-  classic builder is used (``DOCKER_BUILDKIT=0``: an inherited ``DOCKER_BUILDKIT=1`` would make the
-  CLI fail with "BuildKit is enabled but the buildx component is missing").
+  ``Server`` whose components include no ``Podman Engine``. BuildKit is used only where the engine has
+  it and the Dockerfile needs it (:func:`buildkit_features`: a ``# syntax=`` directive, ``RUN --mount``
+  / ``--network`` / ``--security``, ``COPY --link``, a heredoc) and the CLI has its ``buildx``
+  component (``docker buildx version`` exits 0): ``DOCKER_BUILDKIT=1``. Otherwise the classic builder
+  (``DOCKER_BUILDKIT=0``: an inherited ``DOCKER_BUILDKIT=1`` would make a CLI without buildx fail with
+  "BuildKit is enabled but the buildx component is missing").
 - **Docker's CLI talking to podman's Docker-compatible API** (``podman system service``, which
   ``podman-docker`` links to ``/var/run/docker.sock``): the server is ``Podman Engine``, which has no
   BuildKit, so the classic builder is used whatever the CLI has.
@@ -41,9 +43,14 @@ from cloudstation.plugins.base import PluginContext, PluginError
 
 PROBE_TIMEOUT = 60.0
 CLIS = ("docker", "podman")
-# Dockerfile features only BuildKit (or Buildah) understands: a syntax directive, RUN --mount, heredocs.
+# Dockerfile features only BuildKit (or Buildah) understands: a syntax directive, RUN --mount / --network /
+# --security, COPY/ADD --link, heredocs.
 _BUILDKIT_FEATURES = re.compile(
-    r"^\s*#\s*syntax\s*=|^\s*RUN\s+(?:--\S+\s+)*--mount\b|<<-?\s*[\"']?[A-Za-z_]+", re.I | re.M
+    r"^\s*#\s*syntax\s*="
+    r"|^\s*RUN\s+(?:--\S+\s+)*--(?:mount|network|security)\b"
+    r"|^\s*(?:COPY|ADD)\s+(?:--\S+\s+)*--link\b"
+    r"|<<-?\s*[\"']?[A-Za-z_]+",
+    re.I | re.M,
 )
 
 
@@ -138,8 +145,11 @@ def which(cli: str, env: Mapping[str, str]) -> str | None:
     return shutil.which(cli, path=env.get("PATH", os.environ.get("PATH", os.defpath)))
 
 
-async def detect_engine(env: Mapping[str, str], cli: str = "") -> Engine:
-    """The engine to build and push with; ``cli`` forces ``"docker"`` or ``"podman"``."""
+async def detect_engine(env: Mapping[str, str], cli: str = "", *, needs_buildkit: bool = False) -> Engine:
+    """The engine to build and push with; ``cli`` forces ``"docker"`` or ``"podman"``.
+
+    BuildKit is asked for (``docker buildx version``) only when ``needs_buildkit``.
+    """
     if cli and cli not in CLIS:
         raise PluginError(f"invalid cli {cli!r} (use 'docker', 'podman' or leave it empty)")
     docker, podman = which("docker", env), which("podman", env)
@@ -160,6 +170,8 @@ async def detect_engine(env: Mapping[str, str], cli: str = "") -> Engine:
         return Engine("docker", note="`docker version` names no server (podman under Docker's name?)")
     if server.startswith("Podman"):
         return Engine("docker", server=server, note="podman's API has no BuildKit")
+    if not needs_buildkit:
+        return Engine("docker", server=server, note="nothing in the Dockerfile needs BuildKit")
     rc, _, _ = await probe(["docker", "buildx", "version"], env=env)
     if rc == 0:
         return Engine("docker", server=server, buildkit=True)
@@ -184,7 +196,7 @@ def _server(version_json: str) -> str | None:
 
 
 def buildkit_features(dockerfile: Path) -> bool:
-    """Whether the Dockerfile uses what only BuildKit/Buildah builds (syntax directive, RUN --mount, heredoc)."""
+    """Whether the Dockerfile uses what only BuildKit/Buildah builds (see ``_BUILDKIT_FEATURES``)."""
     try:
         return _BUILDKIT_FEATURES.search(dockerfile.read_text(encoding="utf-8", errors="replace")) is not None
     except OSError:

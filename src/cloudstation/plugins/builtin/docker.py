@@ -1,8 +1,9 @@
 """``csdocker`` and ``docker``: build an image with Docker's CLI or podman; ``docker`` also pushes it.
 
-The engine is detected first (:mod:`._engine`): Docker's CLI with BuildKit when the CLI has buildx and
-the engine is a Docker Engine, the classic builder when not (podman's Docker-compatible API has no
-BuildKit), or ``podman`` itself when no ``docker`` reaches an engine. ``cli = "docker" | "podman"``
+The engine is detected first (:mod:`._engine`): Docker's CLI with BuildKit only where the engine has
+it (a Docker Engine, and the CLI has buildx) and the Dockerfile needs it, else the classic builder
+(podman's Docker-compatible API has no BuildKit), or ``podman`` itself when no ``docker`` reaches an
+engine. ``cli = "docker" | "podman"``
 forces one. The log says which.
 
 Build (both plugins), in the build context directory ``<app path>/<context>``::
@@ -104,7 +105,7 @@ class DockerConfig(DockerBuildConfig, frozen=True):
 
 
 class CsDocker(Plugin):
-    """Builds an image from a Dockerfile with ``docker build`` (BuildKit when the engine has it) or podman."""
+    """Builds an image from a Dockerfile with ``docker build`` (BuildKit where needed and available) or podman."""
 
     name: ClassVar[str] = "csdocker"
     Config: ClassVar[type[PluginConfig]] = DockerBuildConfig
@@ -191,12 +192,13 @@ async def docker_build(ctx: PluginContext, cfg: DockerBuildConfig, *, builder: s
     flags += pair_flags("--build-arg", cfg.build_args)
     flags += name_flags("--build-arg", cfg.env, tool="docker")
     env = child_env(ctx, cfg.env)
-    engine = await detect_engine(env, cfg.cli)
+    needs_buildkit = buildkit_features(dockerfile)
+    engine = await detect_engine(env, cfg.cli, needs_buildkit=needs_buildkit)
     ctx.say(f"{builder}: engine: {engine.describe()}")
-    if not engine.buildkit and buildkit_features(dockerfile):
+    if needs_buildkit and not engine.buildkit:
         ctx.say(
-            f"warning: {builder}: {cfg.dockerfile} uses BuildKit features (a syntax directive, RUN --mount or "
-            "a heredoc) and this engine builds without BuildKit"
+            f"warning: {builder}: {cfg.dockerfile} uses BuildKit features (a syntax directive, RUN --mount, "
+            "COPY --link or a heredoc) and this engine builds without BuildKit"
         )
     argv = [engine.cli, "build", "-t", ref, "-f", cfg.dockerfile, *flags, "."]
     ctx.say(f"{builder}: building {ref}")
