@@ -253,6 +253,11 @@ async def test_missing_dockerfile_or_context_fails_before_running(run: Run, fake
     assert fake_bin.calls() == []
 
 
+def test_cli_is_checked_with_the_config() -> None:
+    with pytest.raises(msgspec.ValidationError, match="cli must be 'docker', 'podman' or empty, not 'nerdctl'"):
+        msgspec.convert({"cli": "nerdctl"}, CsDocker.Config)
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
@@ -263,7 +268,6 @@ async def test_missing_dockerfile_or_context_fails_before_running(run: Run, fake
         ({"env": {"CONTAINERS_REGISTRIES_CONF": "x"}}, "'CONTAINERS_REGISTRIES_CONF' would change"),
         ({"env": {"A-B": "x"}}, "invalid build env name 'A-B'"),
         ({"build_args": {"A=B": "x"}}, "invalid --build-arg name 'A=B'"),
-        ({"cli": "nerdctl"}, "invalid cli 'nerdctl' (use 'docker', 'podman' or leave it empty)"),
     ],
 )
 async def test_build_config_errors(run: Run, fake_bin: FakeBin, config: dict[str, Any], message: str) -> None:

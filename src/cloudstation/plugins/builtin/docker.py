@@ -90,6 +90,10 @@ class DockerBuildConfig(PluginConfig, frozen=True):
     target: str = ""  # --target stage
     cli: str = ""  # "docker" or "podman"; detected when empty
 
+    def __post_init__(self) -> None:
+        if self.cli not in ("", *CLIS):
+            raise ValueError(f"cli must be 'docker', 'podman' or empty, not {self.cli!r}")
+
 
 class DockerConfig(DockerBuildConfig, frozen=True):
     """``docker``'s attributes: the build ones plus the registry ones."""
@@ -109,7 +113,7 @@ class CsDocker(Plugin):
 
     name: ClassVar[str] = "csdocker"
     Config: ClassVar[type[PluginConfig]] = DockerBuildConfig
-    description: ClassVar[str] = "Build an image from a Dockerfile with `docker build` (BuildKit if any) or podman."
+    description: ClassVar[str] = "Build from a Dockerfile with `docker build` (BuildKit where needed) or podman."
 
     config: DockerBuildConfig
 
