@@ -11,6 +11,10 @@ What it asserts:
 - ``vars.hcl`` names the pushed image as the original does (``image = "<imageName>:<imageTag>"`` with the
   registry prefix), and its network is the port the image EXPOSEs (no ``networks`` in the params);
 - the registry password (and its base64 ``user:password`` form) is in no output, event, argv or file.
+
+And a repository whose Dockerfile is bad: the engine's output is streamed into the build log, the
+deployment fails (``failed`` + ``build.log.end`` failed, exit 1) with the engine's own last line in
+the error, and nothing is pushed or deployed.
 """
 
 from __future__ import annotations
@@ -112,3 +116,48 @@ def test_deploy_repository_builds_and_pushes_a_real_image(
         for path in files:
             assert secret.encode() not in path.read_bytes(), path
     podman_service.podman("rmi", "-f", image, check=False)
+
+
+def test_a_bad_dockerfile_fails_the_deployment_with_the_engines_message(
+    cs: CsRunner,
+    nats_server: NatsServer,
+    fake_bin: FakeBin,
+    podman_service: PodmanService,
+    local_registry: LocalRegistry,
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder.make(tmp_path / "tools", {"docker": engine_kit.docker_cli(), **engine_kit.require("git")})
+    fake_bin.add("nomad-pack")
+    files = {"Dockerfile": "FROM scratch\nCOPY missing-file.txt /x\n", "index.html": "hello\n"}
+    make_bare_repo(tmp_path / "remote", "acme/web", {"main": files})
+    env = {
+        **setup_stream(cs, nats_server),
+        **podman_service.env,
+        "PATH": f"{fake_bin.bin_dir}:{recorder.path()}",
+        "HOME": str(tmp_path / "home"),
+        "CS_WORK_DIR": str(tmp_path / "work"),
+        "NOMAD_ALLOC_DIR": str(tmp_path / "alloc"),
+        "CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}",
+    }
+    params: dict[str, Any] = {
+        **IDENTITY,
+        "repository": "acme/web",
+        "branch": "main",
+        "build": {"builder": "csdocker", "registryUrl": local_registry.host},
+    }
+    res = dispatch(cs, "deploy-repository", params, env, timeout=300)
+    assert res.returncode == 1, res.stderr
+    msgs = stored(nats_server)
+    assert [(subject, event.get("status")) for subject, event in outcome_events(msgs)] == [
+        ("deployment.status.changed", "IN_PROGRESS"),
+        ("deployment.failed", None),
+        ("build.log.end.dep-1", "failed"),
+    ]
+    text = log_text(msgs)
+    assert "STEP 2/2: COPY missing-file.txt /x" in text  # the build's own output was streamed
+    # the engine's own last line, streamed, then named by the failure (and the deployment's error)
+    (engine_line,) = [line for line in text.splitlines() if line.startswith('building at STEP "COPY missing-file.txt')]
+    assert "no such file or directory" in engine_line
+    assert f"csdocker: docker build failed (exit 1): {engine_line}" in text
+    assert fake_bin.calls("nomad-pack") == []  # nothing deployed
+    assert [argv[1] for argv in recorder.argvs() if argv[0] == "docker"] == ["version", "build"]  # no push
