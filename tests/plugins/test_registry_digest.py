@@ -7,10 +7,11 @@ auth, a missing ``Docker-Content-Digest`` header, refused credentials and a miss
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from cloudstation.plugins.builtin._engine import ImageConfig, _server, parse_image_config
+from cloudstation.plugins.builtin._engine import ImageConfig, _server, parse_image_config, probe
 from cloudstation.plugins.builtin._registry import DigestError, Reference, manifest_digest, split_reference
 from tests.plugins.fake_registry import DIGEST, TOKEN, FakeRegistry, fake_registry
 
@@ -117,3 +118,11 @@ def test_server_names_the_engine() -> None:
     assert _server(json.dumps(docker)) == "Docker Engine 27.3.1"
     assert _server(json.dumps({"Client": {"Version": "4.3.1"}})) is None  # podman under Docker's name
     assert _server("") is None
+
+
+async def test_probe_is_bounded_and_reports_a_missing_tool() -> None:
+    env = dict(os.environ)
+    assert await probe(["sh", "-c", "echo out; echo err >&2; exit 3"], env=env) == (3, "out\n", "err\n")
+    rc, out, err = await probe(["sleep", "30"], env=env, timeout=0.2)
+    assert (rc, out) == (124, "") and err == "`sleep 30` gave no answer in 0.2s"
+    assert await probe(["no-such-tool-cs"], env=env) == (127, "", "no-such-tool-cs: not found on PATH")

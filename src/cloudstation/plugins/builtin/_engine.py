@@ -106,7 +106,7 @@ class ImageConfig:
 
 
 async def probe(argv: Sequence[str], *, env: Mapping[str, str], timeout: float = PROBE_TIMEOUT) -> tuple[int, str, str]:
-    """Run ``argv`` quietly: ``(exit code, stdout, stderr)``; a missing executable is exit 127."""
+    """Run ``argv`` quietly: ``(exit code, stdout, stderr)``; not found is exit 127, no answer in time 124."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -121,22 +121,29 @@ async def probe(argv: Sequence[str], *, env: Mapping[str, str], timeout: float =
     try:
         async with asyncio.timeout(timeout):
             out, err = await proc.communicate()
+    except TimeoutError:
+        await _kill(proc)
+        return 124, "", f"`{' '.join(argv[:3])}` gave no answer in {timeout:g}s"
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+        await _kill(proc)
         raise
     assert proc.returncode is not None
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
-def last_line(text: str | Sequence[str]) -> str:
-    """The last non-blank line of ``text`` (one line, at most 300 characters): a tool's own message."""
-    lines = text.splitlines() if isinstance(text, str) else [piece for line in text for piece in line.splitlines()]
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def last_line(output: str | Sequence[str]) -> str:
+    """The last non-blank line of ``output`` (one line, at most 300 characters): a tool's own message."""
+    lines = output.splitlines() if isinstance(output, str) else [p for line in output for p in line.splitlines()]
     for line in reversed(lines):
-        text = line.strip()
-        if text:
-            return text if len(text) <= 300 else text[:297] + "..."
+        stripped = line.strip()
+        if stripped:
+            return stripped if len(stripped) <= 300 else stripped[:297] + "..."
     return ""
 
 

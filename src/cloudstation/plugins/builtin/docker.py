@@ -224,7 +224,7 @@ async def _push_cli(ctx: PluginContext, cfg: DockerConfig, artifact: Artifact, e
     if built_with in CLIS and which(built_with, env) is not None:
         return built_with
     engine = await detect_engine(env)
-    ctx.say(f"docker: pushing with {engine.cli}" + (f" ({engine.note})" if engine.note else ""))
+    ctx.say(f"docker: pushing with {engine.cli}" + (f" ({engine.note})" if engine.is_podman and engine.note else ""))
     return engine.cli
 
 
