@@ -480,6 +480,23 @@ async def test_nixpacks_exact_argv_and_env(run: Run, fake_bin: FakeBin) -> None:
     assert artifact.ref == "reg.example.com/api:latest"
 
 
+async def test_source_builders_read_the_ports_from_the_built_image(run: Run, fake_bin: FakeBin) -> None:
+    env_port = json.dumps([{"Id": "sha256:" + "3" * 64, "Config": {"Env": ["PORT=5000"]}}])
+    fake_bin.add("nixpacks")
+    fake_bin.add("docker", Rule(("image", "inspect"), stdout=env_port))
+    artifact = await Nixpacks(Nixpacks.Config()).build(run.ctx)
+    assert fake_bin.argvs()[1] == ["docker", "image", "inspect", "web:latest"]
+    assert artifact.ports == (5000,) and artifact.metadata["image_id"] == "sha256:" + "3" * 64
+    assert "image web:latest: exposes no port; PORT=5000 in its environment" in run.text
+
+    fake_bin.add("docker", Rule(("image", "inspect"), stderr="Error: No such image: web:latest\n", exit_code=1))
+    fake_bin.add("railpack")
+    artifact = await Railpack(Railpack.Config()).build(run.ctx)
+    assert artifact.ports == ()
+    failed = "warning: docker image inspect web:latest failed (Error: No such image: web:latest): ports unknown"
+    assert failed in run.text
+
+
 @pytest.mark.parametrize(("plugin", "tool"), [(Railpack, "railpack"), (Nixpacks, "nixpacks")])
 async def test_source_builders_fail_and_missing(
     run: Run, fake_bin: FakeBin, plugin: type[Railpack] | type[Nixpacks], tool: str
