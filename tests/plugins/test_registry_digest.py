@@ -123,6 +123,6 @@ def test_server_names_the_engine() -> None:
 async def test_probe_is_bounded_and_reports_a_missing_tool() -> None:
     env = dict(os.environ)
     assert await probe(["sh", "-c", "echo out; echo err >&2; exit 3"], env=env) == (3, "out\n", "err\n")
-    rc, out, err = await probe(["sleep", "30"], env=env, timeout=0.2)
-    assert (rc, out) == (124, "") and err == "`sleep 30` gave no answer in 0.2s"
+    rc, out, err = await probe(["sleep", "17.5"], env=env, timeout=0.2)
+    assert (rc, out) == (124, "") and err == "`sleep 17.5` gave no answer in 0.2s"
     assert await probe(["no-such-tool-cs"], env=env) == (127, "", "no-such-tool-cs: not found on PATH")
