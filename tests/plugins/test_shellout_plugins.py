@@ -7,6 +7,7 @@ canaries: they must reach the tool only where intended (stdin, env) and never ar
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ from cloudstation.config import hclwriter, parse_config
 from cloudstation.events.logstream import LogIdentity, LogLine, LogStream
 from cloudstation.events.redaction import Redactor
 from cloudstation.plugins.base import Artifact, PluginContext, PluginError, Status
-from cloudstation.plugins.builtin.docker import CsDocker, Docker, DockerConfig, parse_push_digest
+from cloudstation.plugins.builtin._engine import buildkit_features
+from cloudstation.plugins.builtin.docker import CsDocker, Docker, DockerConfig
 from cloudstation.plugins.builtin.nixpacks import Nixpacks
 from cloudstation.plugins.builtin.nomadpack import (
     NomadPack,
@@ -33,7 +35,9 @@ from cloudstation.plugins.builtin.packs.schema import load_variables, parse_type
 from cloudstation.plugins.builtin.railpack import Railpack
 from cloudstation.plugins.registry import PluginRegistry
 from tests.fakes import fakebin
-from tests.fakes.fakebin import DIGEST, NOMAD_STATUS, FakeBin, Invocation, Rule
+from tests.fakes.fakebin import NOMAD_STATUS, FakeBin, Invocation, Rule
+from tests.plugins.engine_kit import free_port
+from tests.plugins.fake_registry import DIGEST, FakeRegistry, fake_registry
 
 fake_bin = fakebin.fake_bin  # the fixture
 
@@ -87,10 +91,16 @@ def assert_secret_free(calls: list[Invocation], *, allowed_env: dict[str, str] |
 
 
 # -- csdocker / docker build -------------------------------------------------------------------------
+# The real engine is tested in test_docker_real.py; the fakes play what it cannot be made to do here:
+# a Docker Engine with buildx (BuildKit), a build failing in a given way, a docker without any engine.
+
+VERSION = ["docker", "version", "--format", "{{json .}}"]
+DOCKER_ENGINE = json.dumps({"Client": {"Version": "28.2.2"}, "Server": {"Version": "27.3.1", "Components": []}})
+INSPECT = json.dumps([{"Id": "sha256:" + "2" * 64, "Config": {"ExposedPorts": {"8080/tcp": {}}, "Env": ["PORT=1"]}}])
 
 
 async def test_csdocker_build_exact_argv_env_and_cwd(run: Run, fake_bin: FakeBin) -> None:
-    fake_bin.add("docker")
+    fake_bin.add("docker", Rule(("image", "inspect"), stdout=INSPECT))
     config = msgspec.convert(
         {
             "image": "reg.example.com/team/web",
@@ -106,9 +116,17 @@ async def test_csdocker_build_exact_argv_env_and_cwd(run: Run, fake_bin: FakeBin
     assert artifact == Artifact(
         kind="image",
         ref="reg.example.com/team/web:v1",
-        metadata={"builder": "csdocker", "image": "reg.example.com/team/web", "tag": "v1"},
+        ports=(8080,),
+        metadata={
+            "builder": "csdocker",
+            "image": "reg.example.com/team/web",
+            "tag": "v1",
+            "engine": "docker",
+            "image_id": "sha256:" + "2" * 64,
+        },
     )
-    (call,) = fake_bin.calls()
+    version, call, inspect = fake_bin.calls()
+    assert version.argv == VERSION
     assert call.argv == [
         "docker", "build", "-t", "reg.example.com/team/web:v1", "-f", "Dockerfile",
         "--platform", "linux/amd64",
@@ -116,11 +134,81 @@ async def test_csdocker_build_exact_argv_env_and_cwd(run: Run, fake_bin: FakeBin
         "--build-arg", "API_KEY",
         ".",
     ]  # fmt: skip
+    assert inspect.argv == ["docker", "image", "inspect", "reg.example.com/team/web:v1"]
     assert call.cwd == str(run.ctx.app_path)
     assert call.stdin == ""
-    assert call.env_changes() == {"PATH": str(fake_bin.bin_dir), "DOCKER_BUILDKIT": "1", "API_KEY": BUILD_SECRET}
-    assert_secret_free([call], allowed_env={"API_KEY": BUILD_SECRET})
+    # no engine named by `docker version`: no BuildKit, and an inherited DOCKER_BUILDKIT=1 is overridden
+    assert call.env_changes() == {"PATH": str(fake_bin.bin_dir), "DOCKER_BUILDKIT": "0", "API_KEY": BUILD_SECRET}
+    assert_secret_free([version, call, inspect], allowed_env={"API_KEY": BUILD_SECRET})
+    assert "csdocker: engine: docker, building with the classic builder (DOCKER_BUILDKIT=0)" in run.text
     run.assert_no_secret_logged()
+
+
+async def test_buildkit_only_where_the_engine_has_it_and_the_dockerfile_needs_it(run: Run, fake_bin: FakeBin) -> None:
+    fake_bin.add("docker", Rule(("version",), stdout=DOCKER_ENGINE), Rule(("image", "inspect"), stdout=INSPECT))
+    # a plain Dockerfile on a Docker Engine: the classic builder, buildx is not even asked for
+    await CsDocker(CsDocker.Config()).build(run.ctx)
+    assert [c.args[0] for c in fake_bin.calls()] == ["version", "build", "image"]
+    assert fake_bin.calls()[1].env["DOCKER_BUILDKIT"] == "0"
+    assert "docker on Docker Engine 27.3.1, building with the classic builder (DOCKER_BUILDKIT=0); nothing" in run.text
+
+    # a Dockerfile that needs BuildKit, and buildx is there: BuildKit
+    (run.ctx.app_path / "Dockerfile").write_text("# syntax=docker/dockerfile:1\nFROM scratch\n")
+    await CsDocker(CsDocker.Config()).build(run.ctx)
+    assert [c.args[:2] for c in fake_bin.calls()[3:]] == [
+        ["version", "--format"],
+        ["buildx", "version"],
+        ["build", "-t"],
+        ["image", "inspect"],
+    ]
+    assert fake_bin.calls()[5].env["DOCKER_BUILDKIT"] == "1"
+    assert "docker on Docker Engine 27.3.1, building with BuildKit (buildx)\n" in run.text
+    assert "uses BuildKit features" not in run.text
+
+    # needed, but the CLI has no buildx: the classic builder, and the log says the Dockerfile may fail
+    fake_bin.add("docker", Rule(("version",), stdout=DOCKER_ENGINE), Rule(("buildx",), exit_code=1))
+    (run.ctx.app_path / "Dockerfile").write_text("FROM scratch\nRUN --mount=type=cache,target=/c true\n")
+    await CsDocker(CsDocker.Config()).build(run.ctx)
+    assert fake_bin.calls()[-2].env["DOCKER_BUILDKIT"] == "0"
+    assert "the classic builder (DOCKER_BUILDKIT=0); the docker CLI has no buildx component" in run.text
+    assert "Dockerfile uses BuildKit features (a syntax directive, RUN --mount, COPY --link or a heredoc)" in run.text
+
+
+@pytest.mark.parametrize(
+    ("text", "needs"),
+    [
+        ("FROM scratch\nCOPY a /a\n", False),
+        ("# syntax=docker/dockerfile:1.7\nFROM scratch\n", True),
+        ("FROM x\nRUN --mount=type=secret,id=k cat /run/secrets/k\n", True),
+        ("FROM x\nRUN --network=none true\n", True),
+        ("FROM x\nCOPY --link a /a\n", True),
+        ("FROM x\nRUN <<EOF\necho hi\nEOF\n", True),
+        ("FROM x\n# a comment about --mount\nRUN echo --mount\n", False),
+    ],
+)
+def test_buildkit_features(tmp_path: Path, text: str, needs: bool) -> None:
+    (tmp_path / "Dockerfile").write_text(text)
+    assert buildkit_features(tmp_path / "Dockerfile") is needs
+
+
+async def test_docker_without_an_engine_falls_back_to_podman(run: Run, fake_bin: FakeBin) -> None:
+    down = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"
+    fake_bin.add("docker", Rule(("version",), stderr=down, exit_code=1))
+    fake_bin.add("podman")
+    artifact = await CsDocker(CsDocker.Config()).build(run.ctx)
+    assert [c.argv[:2] for c in fake_bin.calls()] == [
+        ["docker", "version"],
+        ["podman", "build"],
+        ["podman", "image"],
+    ]
+    assert "DOCKER_BUILDKIT" not in fake_bin.calls()[1].env_changes()
+    assert artifact.metadata["engine"] == "podman"
+    assert "podman, building with podman build (Buildah; no BuildKit); docker reaches no engine (Cannot" in run.text
+
+    fake_bin.add("docker", Rule(("version",), stderr=down, exit_code=1))
+    (fake_bin.bin_dir / "podman").unlink()
+    await CsDocker(msgspec.convert({"cli": "docker"}, CsDocker.Config)).build(run.ctx)  # forced: docker anyway
+    assert fake_bin.calls()[-2].argv[:2] == ["docker", "build"]
 
 
 async def test_docker_build_context_subdir_defaults_and_target(run: Run, fake_bin: FakeBin) -> None:
@@ -132,22 +220,28 @@ async def test_docker_build_context_subdir_defaults_and_target(run: Run, fake_bi
     artifact = await Docker(config).build(run.ctx)
 
     assert artifact.ref == "web:latest"  # the app name, tag "latest"
-    (call,) = fake_bin.calls("docker")
+    assert artifact.ports == ()  # the fake's inspect printed nothing
+    (call,) = [c for c in fake_bin.calls("docker") if c.args[0] == "build"]
     assert call.argv == ["docker", "build", "-t", "web:latest", "-f", "Containerfile", "--target", "prod", "."]
     assert call.cwd == str(sub)
 
 
-async def test_docker_build_failure_names_the_step(run: Run, fake_bin: FakeBin) -> None:
-    fake_bin.add("docker", Rule(("build",), stderr="ERROR: failed to solve\n", exit_code=17))
-    with pytest.raises(PluginError, match=r"^docker build failed \(exit 17\)$"):
+async def test_docker_build_failure_names_the_step_and_the_engines_message(run: Run, fake_bin: FakeBin) -> None:
+    fake_bin.add(
+        "docker", Rule(("build",), stderr="#5 ERROR: x\nERROR: failed to solve: no such stage\n\n", exit_code=17)
+    )
+    with pytest.raises(PluginError, match=r"^docker build failed \(exit 17\): ERROR: failed to solve: no such stage$"):
         await CsDocker(CsDocker.Config()).build(run.ctx)
-    assert "ERROR: failed to solve\n" in [line.content for line in run.lines if line.output == "stderr"]
+    assert "ERROR: failed to solve: no such stage\n" in [line.content for line in run.lines if line.output == "stderr"]
+    assert [c.args[0] for c in fake_bin.calls()] == ["version", "build"]  # no inspect after a failure
 
 
 async def test_missing_docker_is_a_clear_error(run: Run, fake_bin: FakeBin) -> None:
-    fake_bin.add("nomad")  # a bin dir without docker
-    with pytest.raises(PluginError, match=r"^docker is not installed \(not found on PATH\)$"):
+    fake_bin.add("nomad")  # a bin dir without docker or podman
+    with pytest.raises(PluginError, match=r"^docker is not installed \(not found on PATH\); nor is podman$"):
         await CsDocker(CsDocker.Config()).build(run.ctx)
+    with pytest.raises(PluginError, match=r"^podman is not installed \(not found on PATH\)$"):
+        await CsDocker(msgspec.convert({"cli": "podman"}, CsDocker.Config)).build(run.ctx)
 
 
 async def test_missing_dockerfile_or_context_fails_before_running(run: Run, fake_bin: FakeBin) -> None:
@@ -159,6 +253,11 @@ async def test_missing_dockerfile_or_context_fails_before_running(run: Run, fake
     assert fake_bin.calls() == []
 
 
+def test_cli_is_checked_with_the_config() -> None:
+    with pytest.raises(msgspec.ValidationError, match="cli must be 'docker', 'podman' or empty, not 'nerdctl'"):
+        msgspec.convert({"cli": "nerdctl"}, CsDocker.Config)
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
@@ -166,6 +265,7 @@ async def test_missing_dockerfile_or_context_fails_before_running(run: Run, fake
         ({"tag": "a b"}, "invalid image tag 'a b'"),
         ({"env": {"PATH": "x"}}, "build env name 'PATH' would change the docker client's own environment"),
         ({"env": {"DOCKER_HOST": "x"}}, "'DOCKER_HOST' would change"),
+        ({"env": {"CONTAINERS_REGISTRIES_CONF": "x"}}, "'CONTAINERS_REGISTRIES_CONF' would change"),
         ({"env": {"A-B": "x"}}, "invalid build env name 'A-B'"),
         ({"build_args": {"A=B": "x"}}, "invalid --build-arg name 'A=B'"),
     ],
@@ -179,7 +279,7 @@ async def test_build_config_errors(run: Run, fake_bin: FakeBin, config: dict[str
 
 # -- docker push -------------------------------------------------------------------------------------
 
-BUILT = Artifact(kind="image", ref="web:v1", metadata={"builder": "csdocker"})
+BUILT = Artifact(kind="image", ref="web:v1", metadata={"builder": "csdocker", "engine": "docker"})
 
 
 def docker_registry(**fields: Any) -> Docker:
@@ -189,21 +289,32 @@ def docker_registry(**fields: Any) -> Docker:
 async def test_push_logs_in_with_password_on_stdin_only(tmp_path: Path, fake_bin: FakeBin) -> None:
     run = make_run(tmp_path, fake_bin, secrets=())  # the plugin must register the password itself
     fake_bin.add("docker", Rule(("login",), stdout="read: ", echo_stdin=True))  # a tool that echoes stdin
-    plugin = docker_registry(image="team/web", registry="https://reg.example.com/", username="bot", password=PASSWORD)
-    pushed = await plugin.push(run.ctx, BUILT)
+    with fake_registry(FakeRegistry(auth="basic", username="bot", password=PASSWORD)) as registry:
+        plugin = docker_registry(
+            image="team/web", registry=f"http://{registry.host}/", username="bot", password=PASSWORD
+        )
+        pushed = await plugin.push(run.ctx, BUILT)
 
+    target = f"{registry.host}/team/web:v1"
     login, tag, push = fake_bin.calls()
-    assert login.argv == ["docker", "login", "reg.example.com", "-u", "bot", "--password-stdin"]
+    assert login.argv == ["docker", "login", registry.host, "-u", "bot", "--password-stdin"]
     assert login.stdin == PASSWORD
-    assert tag.argv == ["docker", "tag", "web:v1", "reg.example.com/team/web:v1"]
-    assert push.argv == ["docker", "push", "reg.example.com/team/web:v1"]
+    assert tag.argv == ["docker", "tag", "web:v1", target]
+    assert push.argv == ["docker", "push", target]
     assert tag.stdin == push.stdin == ""
+    # the login lives in a private directory, the same for every step, deleted afterwards
+    private = Path(login.env_changes()["DOCKER_CONFIG"])
+    assert login.env_changes()["REGISTRY_AUTH_FILE"] == str(private / "auth.json")
+    assert private.parent == run.ctx.state_dir / "plugins" / "docker" / "demo" / "web"
+    assert push.env["DOCKER_CONFIG"] == tag.env["DOCKER_CONFIG"] == str(private)
+    assert not list(private.parent.glob("push-*"))  # deleted
     assert_secret_free([login, tag, push])  # not in argv, not in any env
     assert PASSWORD not in repr(plugin.config)
-    assert pushed.kind == "image"
-    assert pushed.ref == "reg.example.com/team/web:v1"
-    assert pushed.digest == DIGEST
-    assert pushed.metadata["registry"] == "reg.example.com"
+    assert pushed == Artifact(kind="image", ref=target, digest=DIGEST, metadata=pushed.metadata)
+    assert pushed.metadata["registry"] == registry.host
+    assert pushed.metadata["digest_source"] == "registry"
+    assert [(m, a) for m, _, a in registry.requests] == [("HEAD", ""), ("HEAD", registry.basic())]
+    assert f"docker: pushed {target} (digest {DIGEST}, from the registry)" in run.text
     assert "read: ***" in run.text  # the echoed password was redacted
     run.assert_no_secret_logged()
 
@@ -218,25 +329,48 @@ async def test_push_with_username_but_no_password_fails_before_running(run: Run,
     run.assert_no_secret_logged()
 
 
-async def test_push_without_credentials_skips_login(run: Run, fake_bin: FakeBin) -> None:
+async def test_push_without_credentials_skips_login_and_an_unknown_digest_is_a_warning(
+    run: Run, fake_bin: FakeBin
+) -> None:
     fake_bin.add("docker")
-    pushed = await docker_registry(image="localhost:5000/web", tag="v2").push(run.ctx, BUILT)
+    host = f"localhost:{free_port()}"  # nothing listens there: the registry cannot be asked
+    pushed = await docker_registry(image=f"{host}/web", tag="v2").push(run.ctx, BUILT)
     assert fake_bin.argvs() == [
-        ["docker", "tag", "web:v1", "localhost:5000/web:v2"],
-        ["docker", "push", "localhost:5000/web:v2"],
+        ["docker", "tag", "web:v1", f"{host}/web:v2"],
+        ["docker", "push", f"{host}/web:v2"],
     ]
-    assert pushed.ref == "localhost:5000/web:v2"
-    assert pushed.digest == DIGEST  # the only digest line (the fake names tag "latest")
+    assert "DOCKER_CONFIG" not in fake_bin.calls()[0].env_changes()  # the client's own stored logins
+    assert pushed.ref == f"{host}/web:v2"
+    assert pushed.digest == ""
+    assert pushed.metadata["digest_warning"].startswith(f"registry {host} unreachable (https: ")
+    assert f"warning: docker: pushed {host}/web:v2, but its digest is unknown: registry {host} unreachable" in run.text
 
 
-async def test_push_failures_name_the_step(run: Run, fake_bin: FakeBin) -> None:
-    fake_bin.add("docker", Rule(("login",), stderr="unauthorized\n", exit_code=1))
-    with pytest.raises(PluginError, match=r"^docker login failed \(exit 1\)$"):
+async def test_push_detects_the_engine_when_the_builder_did_not_say(run: Run, fake_bin: FakeBin) -> None:
+    fake_bin.add("podman")  # no docker: a railpack-built image is pushed with podman
+    built = Artifact(kind="image", ref="web:v1", metadata={"builder": "railpack"})
+    with fake_registry(FakeRegistry(auth="none", repository="web")) as registry:
+        pushed = await docker_registry(image=f"{registry.host}/web", insecure=True).push(run.ctx, built)
+    tag, push = fake_bin.calls()
+    assert tag.argv == ["podman", "tag", "web:v1", f"{registry.host}/web:v1"]
+    assert push.argv[:3] == ["podman", "push", "--tls-verify=false"]
+    assert push.argv[3] == "--digestfile" and push.argv[5:] == [f"{registry.host}/web:v1"]
+    assert pushed.digest == DIGEST  # the fake wrote no digest file: the registry was asked
+    assert "docker: pushing with podman (docker is not installed)" in run.text
+
+
+async def test_push_failures_name_the_step_and_the_tools_message(run: Run, fake_bin: FakeBin) -> None:
+    fake_bin.add("docker", Rule(("login",), stderr="Error response from daemon: unauthorized\n", exit_code=1))
+    with pytest.raises(
+        PluginError,
+        match=r"^docker login to reg.example.com failed \(exit 1\): Error response from daemon: unauthorized$",
+    ):
         await docker_registry(image="reg.example.com/web", username="bot", password=PASSWORD).push(run.ctx, BUILT)
     assert [c.args[0] for c in fake_bin.calls()] == ["login"]  # nothing tagged or pushed
+    assert not list((run.ctx.state_dir / "plugins" / "docker").rglob("push-*"))
 
-    fake_bin.add("docker", Rule(("push",), stderr="denied\n", exit_code=1))
-    with pytest.raises(PluginError, match=r"^docker push failed \(exit 1\)$"):
+    fake_bin.add("docker", Rule(("push",), stderr="denied: requested access to the resource is denied\n", exit_code=1))
+    with pytest.raises(PluginError, match=r"^docker push of reg.example.com/web:v1 failed \(exit 1\): denied: "):
         await docker_registry(image="reg.example.com/web").push(run.ctx, BUILT)
     run.assert_no_secret_logged()
 
@@ -244,19 +378,6 @@ async def test_push_failures_name_the_step(run: Run, fake_bin: FakeBin) -> None:
 async def test_push_of_a_directory_artifact_is_refused(run: Run, fake_bin: FakeBin) -> None:
     with pytest.raises(PluginError, match="needs an image artifact"):
         await docker_registry().push(run.ctx, Artifact(kind="directory", ref="/tmp/x"))
-
-
-def test_parse_push_digest() -> None:
-    other = "sha256:" + "0" * 64
-    lines = [
-        "The push refers to repository [reg.example.com/web]\n",
-        f"v1: digest: {other} size: 527\n",
-        f"latest: digest: {DIGEST} size: 1234\n",
-    ]
-    assert parse_push_digest(lines, "latest") == DIGEST
-    assert parse_push_digest(lines, "v1") == other
-    assert parse_push_digest(lines, "v9") == other  # no line for that tag: the first digest
-    assert parse_push_digest(["Pushed\n", "digest: sha256:short size: 1\n"]) == ""
 
 
 async def test_docker_registry_from_cloudstation_hcl(tmp_path: Path, fake_bin: FakeBin) -> None:
@@ -296,12 +417,14 @@ app "web" {
     artifact = await builder.build(run.ctx)
     pushed = await registry.push(run.ctx, artifact)
     assert fake_bin.argvs() == [
+        VERSION,
         ["docker", "build", "-t", "web:v1", "-f", "Dockerfile", "--build-arg", "MODE=prod", "."],
+        ["docker", "image", "inspect", "web:v1"],
         ["docker", "login", "reg.example.com", "-u", "bot", "--password-stdin"],
         ["docker", "tag", "web:v1", "reg.example.com/team/web:v1"],
         ["docker", "push", "reg.example.com/team/web:v1"],
     ]
-    assert fake_bin.calls()[1].stdin == PASSWORD
+    assert fake_bin.calls()[3].stdin == PASSWORD
     assert pushed.ref == "reg.example.com/team/web:v1"
     run.assert_no_secret_logged()
 
@@ -355,6 +478,23 @@ async def test_nixpacks_exact_argv_and_env(run: Run, fake_bin: FakeBin) -> None:
     assert call.env_changes() == {"PATH": str(fake_bin.bin_dir), "KEY": BUILD_SECRET}
     assert artifact.kind == "image"
     assert artifact.ref == "reg.example.com/api:latest"
+
+
+async def test_source_builders_read_the_ports_from_the_built_image(run: Run, fake_bin: FakeBin) -> None:
+    env_port = json.dumps([{"Id": "sha256:" + "3" * 64, "Config": {"Env": ["PORT=5000"]}}])
+    fake_bin.add("nixpacks")
+    fake_bin.add("docker", Rule(("image", "inspect"), stdout=env_port))
+    artifact = await Nixpacks(Nixpacks.Config()).build(run.ctx)
+    assert fake_bin.argvs()[1] == ["docker", "image", "inspect", "web:latest"]
+    assert artifact.ports == (5000,) and artifact.metadata["image_id"] == "sha256:" + "3" * 64
+    assert "image web:latest: exposes no port; PORT=5000 in its environment" in run.text
+
+    fake_bin.add("docker", Rule(("image", "inspect"), stderr="Error: No such image: web:latest\n", exit_code=1))
+    fake_bin.add("railpack")
+    artifact = await Railpack(Railpack.Config()).build(run.ctx)
+    assert artifact.ports == ()
+    failed = "warning: docker image inspect web:latest failed (Error: No such image: web:latest): ports unknown"
+    assert failed in run.text
 
 
 @pytest.mark.parametrize(("plugin", "tool"), [(Railpack, "railpack"), (Nixpacks, "nixpacks")])

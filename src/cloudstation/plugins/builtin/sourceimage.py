@@ -5,6 +5,10 @@ name), ``--platform``, ``--build-cmd``, ``--start-cmd``, and ``--env``: neither 
 ``build_args`` become ``--env K=V`` (visible in argv), while ``env`` values, which may be secrets, are
 passed by name only (``--env NAME``: the tool reads the value from its environment, where we put it).
 Subclasses say where the source directory goes and what extra environment the tool needs.
+
+After the build, the image's config is read with ``docker image inspect`` (``podman`` when there is no
+``docker``): the artifact's ports are the exposed ones, else ``PORT=`` from the image's env. A config
+that cannot be read is a warning in the log, and the ports stay unknown.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import ClassVar
 import msgspec
 
 from cloudstation.plugins.base import Artifact, Plugin, PluginConfig, PluginContext
+from cloudstation.plugins.builtin._engine import CLIS, image_config, which
 from cloudstation.plugins.builtin.docker import (
     build_context,
     child_env,
@@ -64,4 +69,12 @@ class SourceImageBuilder(Plugin):
         ctx.say(f"{tool}: building {ref}")
         await ctx.check(argv, what=f"{tool} build", env=env, cwd=build_context(ctx, cfg.context))
         repo, _, tag = split_ref(ref)
-        return Artifact(kind="image", ref=ref, metadata={"builder": tool, "image": repo, "tag": tag})
+        metadata = {"builder": tool, "image": repo, "tag": tag}
+        cli = next((name for name in CLIS if which(name, env) is not None), "")
+        config = await image_config(ctx, ref, cli=cli, env=env) if cli else None
+        if not cli:
+            ctx.say(f"warning: {tool}: neither docker nor podman is on PATH to read the image's ports")
+        if config is not None and config.image_id:
+            metadata["image_id"] = config.image_id
+        ports = config.ports if config is not None else ()
+        return Artifact(kind="image", ref=ref, ports=ports, metadata=metadata)
