@@ -100,7 +100,7 @@ FRAMEWORK_PORTS: tuple[tuple[str, Callable[[Path], bool], int], ...] = (
     ("Nuxt", _package_json_has("nuxt"), 3000),
     ("Ruby on Rails", _file_mentions("Gemfile", "rails"), 3000),
     ("Django", lambda source: (source / "manage.py").is_file(), 8000),
-    ("Spring Boot", lambda source: _file_mentions("pom.xml", "spring-boot")(source), 8080),
+    ("Spring Boot", _file_mentions("pom.xml", "spring-boot"), 8080),
 )
 
 

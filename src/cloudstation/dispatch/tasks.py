@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from cloudstation.config.model import ProjectConfig
-from cloudstation.dispatch.builders import build_with_fallback, candidates
+from cloudstation.dispatch.builders import build_with_fallback, candidates, find_dockerfile
 from cloudstation.dispatch.context import TaskContext
 from cloudstation.dispatch.domains import allocate_domains, image_networks, repository_networks
 from cloudstation.dispatch.params import Task
@@ -31,6 +31,7 @@ from cloudstation.plugins.registry import PluginRegistry
 from cloudstation.secrets.vault import VaultSettings, fetch_secrets
 from cloudstation.sources.git import clone_repository
 from cloudstation.sources.upload import fetch_upload
+
 
 class TaskError(CsError):
     """A task step failed; the message is one line and secret-free."""
@@ -89,9 +90,12 @@ async def deploy_repository(ctx: TaskContext, params: DeployRepositoryParams) ->
     async with ctx.step("build"):
         build_env = await _vault_env(ctx, params)
         builders = candidates(params.build.builder, ctx.work_dir / app_rel, params.build.dockerfile_path)
+        dockerfile = find_dockerfile(ctx.work_dir / app_rel, params.build.dockerfile_path)
 
         def load(builder: str) -> ProjectConfig:
-            project = render(params, app_path=app_rel, builder=builder, build_env=build_env, env=ctx.env)
+            project = render(
+                params, app_path=app_rel, builder=builder, build_env=build_env, env=ctx.env, dockerfile=dockerfile
+            )
             return _loaded(ctx, project.load(ctx.work_dir / FILENAME))
 
         built = await build_with_fallback(ctx, builders, load, registry)
@@ -108,7 +112,13 @@ async def deploy_repository(ctx: TaskContext, params: DeployRepositoryParams) ->
         ctx.say("registry: push skipped (disablePush, or the build made no image)", phase="registry")
     async with ctx.step("deploy"):
         project = render(
-            params, app_path=app_rel, builder=built.builder, build_env=build_env, networks=networks, env=ctx.env
+            params,
+            app_path=app_rel,
+            builder=built.builder,
+            build_env=build_env,
+            networks=networks,
+            env=ctx.env,
+            dockerfile=dockerfile,
         )
         await _deploy(ctx, _loaded(ctx, project.load(ctx.work_dir / FILENAME)), registry, artifact)
     ctx.say(f"release: {artifact.ref} deployed as {params.job_id}", phase="release")

@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 from cloudstation.sources.errors import SourceError, UnsafeArchiveError
 
@@ -94,7 +94,7 @@ def scan_archive(
     total = 0
     with tarfile.open(archive, mode="r|*") as tar:
         for member in tar:
-            tar.members.clear()  # a streaming read keeps no member list (memory stays flat)
+            tar.members.clear()  # type: ignore[attr-defined]  # a streaming read keeps no member list
             count += 1
             if count > max_members:
                 raise UnsafeArchiveError(f"archive has more than the limit of {max_members} members")
@@ -169,16 +169,19 @@ def count_members(
                 _skip(stream, _padded(size))
 
 
-def _open_decompressed(archive: Path) -> IO[bytes]:
+def _open_decompressed(archive: Path) -> BinaryIO:
     with archive.open("rb") as probe:
         magic = probe.read(6)
+    opened: object
     if magic.startswith(b"\x1f\x8b"):
-        return gzip.open(archive, "rb")
-    if magic.startswith(b"BZh"):
-        return bz2.open(archive, "rb")
-    if magic.startswith(b"\xfd7zXZ\x00"):
-        return lzma.open(archive, "rb")
-    return archive.open("rb")
+        opened = gzip.open(archive, "rb")  # noqa: SIM115 (the caller closes it)
+    elif magic.startswith(b"BZh"):
+        opened = bz2.open(archive, "rb")  # noqa: SIM115 (the caller closes it)
+    elif magic.startswith(b"\xfd7zXZ\x00"):
+        opened = lzma.open(archive, "rb")  # noqa: SIM115 (the caller closes it)
+    else:
+        opened = archive.open("rb")
+    return cast(BinaryIO, opened)
 
 
 def _header_size(field: bytes) -> int | None:
