@@ -41,12 +41,14 @@ from tests.dispatch.dispatch_kit import (
     tool_path,
 )
 from tests.fakes import fakebin
-from tests.fakes.fakebin import FakeBin, Rule
+from tests.fakes.fakebin import FakeBin, Rule, image_inspect_json
 from tests.natsserver import NatsServer
-from tests.secrets.vault_fake_server import FakeVault, RunningFakeVault
+from tests.secrets import openbao as bao
+from tests.secrets.openbao import OpenBao
 from tests.sources.sources_testkit import file_server, make_bare_repo
 
-fake_bin = fakebin.fake_bin  # the fixture
+fake_bin = fakebin.fake_bin  # the fixtures
+openbao = bao.openbao
 
 RESULT = {
     "jobId": 42,
@@ -61,7 +63,8 @@ PACK_VARIABLES = load_variables(embedded_pack_dir())
 
 def _env(cs: CsRunner, server: NatsServer, fake_bin: FakeBin, tmp_path: Path) -> dict[str, str]:
     for tool in ("docker", "railpack", "nixpacks", "nomad-pack", "nomad"):
-        fake_bin.add(tool)
+        if tool not in fake_bin.tools:
+            fake_bin.add(tool)
     env = setup_stream(cs, server)
     return {
         **env,
@@ -86,12 +89,15 @@ def _no_canary(*texts: str) -> None:
             assert canary not in text, canary
 
 
-def test_deploy_repository_end_to_end(cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path) -> None:
+def test_deploy_repository_end_to_end(
+    cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path, openbao: OpenBao
+) -> None:
     env = _env(cs, nats_server, fake_bin, tmp_path)
     fake_bin.add("railpack", Rule(("build",), stderr="railpack: no plan\n", exit_code=1))
     make_bare_repo(tmp_path / "remote", "acme/web", {"main": {"app/Dockerfile": "FROM scratch\n", "README": "x"}})
-    fake = FakeVault(role_id=ROLE_ID, secret_id=SECRET_ID, kv2={"kv/data/svc-1": {"API_KEY": VAULT_VALUE}})
-    with RunningFakeVault(fake) as vault, recording_backend() as backend:
+    secrets_path = openbao.put_kv2("svc-1", {"API_KEY": VAULT_VALUE})
+    role = openbao.approle(secrets_path)
+    with recording_backend() as backend:
         backend.on("/api/local/ask-domain", (200, {"domain": "web-abc"}))
         backend.on("/api/local/deployment-step/update", (200, {}))
         backend.on("/api/local/service-update/", (200, {}))
@@ -104,10 +110,10 @@ def test_deploy_repository_end_to_end(cs: CsRunner, nats_server: NatsServer, fak
             "imageTag": "v1",
             "nomadAddress": "http://127.0.0.1:4646",
             "nomadToken": NOMAD_TOKEN,
-            "vaultAddress": vault.url,
-            "roleId": ROLE_ID,
-            "secretId": SECRET_ID,
-            "secretsPath": "kv/data/svc-1",
+            "vaultAddress": openbao.url,
+            "roleId": role.role_id,
+            "secretId": role.secret_id,
+            "secretsPath": secrets_path,
             "clusterDomain": "apps.example.com",
             "backendUrl": backend.base_url,
             "accessToken": ACCESS_TOKEN,
@@ -139,26 +145,27 @@ def test_deploy_repository_end_to_end(cs: CsRunner, nats_server: NatsServer, fak
 
     image = "reg.example.com/team/web:v1"
     calls = [(c.tool, c.args) for c in fake_bin.calls()]
-    assert [c[0] for c in calls] == ["railpack", "docker", "docker", "docker", "docker", "nomad-pack"]
+    assert [c[0] for c in calls] == ["railpack", "docker", "docker", "docker", "docker", "docker", "nomad-pack"]
     assert calls[0][1][:3] == ["build", "--name", image]
     assert calls[1][1] == ["build", "-t", image, "-f", "Dockerfile", "--build-arg", "API_KEY", "."]
-    assert calls[2][1] == ["login", "reg.example.com", "-u", "robot", "--password-stdin"]
-    assert calls[3][1] == ["tag", image, image]
-    assert calls[4][1] == ["push", image]
+    assert calls[2][1] == ["image", "inspect", image]  # port detection, before the push (the original's order)
+    assert calls[3][1] == ["login", "reg.example.com", "-u", "robot", "--password-stdin"]
+    assert calls[4][1] == ["tag", image, image]
+    assert calls[5][1] == ["push", image]
     run = fake_bin.calls("nomad-pack")[0]
     assert run.args[0] == "run" and run.args[2] == "--name=web-job" and run.args[3].startswith("--var-file=")
     # secrets only where the tool needs them: the build env, docker login's stdin, nomad's env
     docker_build = fake_bin.calls("docker")[0]
     assert docker_build.env["API_KEY"] == VAULT_VALUE and docker_build.cwd.endswith("/source/app")
-    assert fake_bin.calls("docker")[1].stdin == REGISTRY_PASSWORD
+    assert fake_bin.calls("docker")[2].stdin == REGISTRY_PASSWORD
     assert run.env["NOMAD_TOKEN"] == NOMAD_TOKEN and run.env["NOMAD_ADDR"] == "http://127.0.0.1:4646"
     for call in fake_bin.calls():
         _no_canary(" ".join(call.argv), call.env.get("NOMAD_META_PARAMS", ""))
 
     requests = [(r.method, r.path, r.body) for r in backend.requests]
-    steps = [(b["step"], b["status"]) for m, p, b in requests if p.endswith("/update")]
+    steps = [(b["deployment_type"], b["step"], b["status"]) for m, p, b in requests if p.endswith("/update")]
     assert steps == [
-        (s, st) for s in ("clone", "build", "registry", "deploy", "release") for st in ("in_progress", "completed")
+        ("repository", s, st) for s in ("clone", "build", "registry", "deploy") for st in ("in_progress", "completed")
     ]
     assert all(r.query["accessToken"] == [ACCESS_TOKEN] for r in backend.requests)
     assert ("GET", "/api/local/ask-domain", None) in requests
@@ -184,15 +191,17 @@ def test_deploy_repository_end_to_end(cs: CsRunner, nats_server: NatsServer, fak
     assert values["resources"] == {"cpu": 500, "memory": 1024, "memory_max": 0, "gpu": 0}
     assert values["network"][0]["domain"] == "web-abc.apps.example.com"  # type: ignore[index]
     generated = [work / "cloudstation.hcl", work / "state"]
-    _no_canary(res.stdout, res.stderr, *(m.data.decode() for m in msgs), all_text_under(tmp_path / "alloc"))
-    _no_canary(*(all_text_under(p) if p.is_dir() else p.read_text() for p in generated))
+    texts = (res.stdout, res.stderr, *(m.data.decode() for m in msgs), all_text_under(tmp_path / "alloc"))
+    for text in (*texts, *(all_text_under(p) if p.is_dir() else p.read_text() for p in generated)):
+        _no_canary(text)
+        assert role.secret_id not in text and role.role_id not in text
 
 
 def test_deploy_image_detects_ports_when_no_networks(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
 ) -> None:
     env = _env(cs, nats_server, fake_bin, tmp_path)
-    fake_bin.add("docker", Rule(("image", "inspect"), stdout='{"8080/tcp":{},"443/tcp":{}}\n'))
+    fake_bin.add("docker", Rule(("image", "inspect"), stdout=image_inspect_json(exposed=("8080/tcp", "443/tcp"))))
     params = {**IDENTITY, "imageName": "nginx", "imageTag": "1.27", "nomadToken": NOMAD_TOKEN}
     res = dispatch(cs, "deploy-image", params, env)
     assert res.returncode == 0, res.stderr
@@ -204,7 +213,7 @@ def test_deploy_image_detects_ports_when_no_networks(
     ]
     assert any(m.json.get("phase") == "detect" for m in msgs if m.subject == "build.log.dep-1")
     assert [c.args[:2] for c in fake_bin.calls()] == [["image", "inspect"], ["run", str(embedded_pack_dir())]]
-    assert fake_bin.calls("docker")[0].args[-1] == "nginx:1.27"
+    assert fake_bin.calls("docker")[0].args == ["image", "inspect", "nginx:1.27"]
     values = _check_vars_file(tmp_path / "work")
     assert [n["port"] for n in values["network"]] == [443, 8080]  # type: ignore[attr-defined]
     _no_canary(res.stdout, res.stderr, all_text_under(tmp_path / "work"))
@@ -304,7 +313,6 @@ MALICIOUS = {
     "traversal": _member("../evil"),
     "absolute": _member("/etc/evil"),
     "symlink-escape": _member("link", tarfile.SYMTYPE, "../../etc"),
-    "device": _member("dev", tarfile.CHRTYPE),
 }
 
 
