@@ -89,7 +89,7 @@ def _repo(tmp_path: Path, files: dict[str, str], **params: Any) -> tuple[dict[st
 
 # ------------------------------------------------------------------ 1. zero-config ports, domains, service
 
-DETECTION = {
+DETECTION: dict[str, tuple[dict[str, tuple[str, ...]] | None, dict[str, str], list[int]]] = {
     "expose": ({"exposed": ("9090/tcp", "8080/tcp")}, {}, [8080, 9090]),
     "env": ({"env": ("PORT=5000",)}, {}, [5000]),
     "framework": ({}, {"manage.py": "import django\n"}, [8000]),

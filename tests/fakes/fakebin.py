@@ -228,7 +228,7 @@ def image_inspect_json(exposed: Sequence[str] = (), env: Sequence[str] = ()) -> 
 
     ``exposed`` are ``ExposedPorts`` keys (``"8080/tcp"``); none gives ``null`` as docker does.
     """
-    config = {
+    config: dict[str, object] = {
         "Hostname": "",
         "User": "",
         "ExposedPorts": {port: {} for port in exposed} or None,
