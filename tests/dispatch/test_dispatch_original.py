@@ -178,10 +178,11 @@ def test_an_empty_domain_answer_deploys_the_port_without_a_domain(
         }
         res = dispatch(cs, "deploy-image", params, env)
     assert res.returncode == 0, res.stderr
-    assert len([r for r in backend.requests if r.path == DOMAIN]) == 1  # 80 is http; 5432 is tcp: no domain
+    assert len([r for r in backend.requests if r.path == DOMAIN]) == 2  # every detected port, tcp too
     (update,) = [r.body for r in backend.requests if r.path == SERVICE]
     assert [(n["port"], n["type"], n["domain"]) for n in update["network"]] == [(80, "http", ""), (5432, "tcp", "")]
-    assert "the backend gave no domain for port 80" in log_text(stored(nats_server))
+    text = log_text(stored(nats_server))
+    assert "the backend gave no domain for port 80" in text and "the backend gave no domain for port 5432" in text
     assert _steps(backend) == _completed("image", "deploy")
 
 

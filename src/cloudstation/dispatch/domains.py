@@ -77,12 +77,14 @@ def _needs_domain(port: NetworkPort) -> bool:
 
 
 async def allocate_domains(
-    ctx: TaskContext, params: DeployParamsBase, networks: Sequence[NetworkPort]
+    ctx: TaskContext, params: DeployParamsBase, networks: Sequence[NetworkPort], *, detected: bool = False
 ) -> list[NetworkPort]:
-    """Ask the backend for a domain for each public web port without one, then update the service.
+    """Ask the backend for a domain for each port that needs one, then update the service.
 
-    Never raises for a backend problem: a failed ``ask-domain`` leaves that port without a domain and
-    a failed ``service-update`` is a warning, as in the original.
+    ``detected``: the networks are the zero-config ones made from detected ports, and every port without
+    a domain gets one (the original asked for each detected port, tcp too). Otherwise only the public web
+    ports of the user's networks do. Never raises for a backend problem: a failed ``ask-domain`` leaves
+    that port without a domain and a failed ``service-update`` is a warning, as in the original.
     """
     out = list(networks)
     if not out:
@@ -91,7 +93,7 @@ async def allocate_domains(
         ctx.warn("no backend configured (backendUrl/accessToken): domains not allocated, service not updated")
         return out
     for index, port in enumerate(out):
-        if not _needs_domain(port):
+        if port.domain or not (detected or _needs_domain(port)):
             continue
         try:
             domain = await ctx.backend.ask_domain(params.service_id)

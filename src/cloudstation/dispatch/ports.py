@@ -27,6 +27,7 @@ from typing import Any
 DEFAULT_PORT = 3000
 INSPECT_TIMEOUT = 30.0
 _MAX_INSPECT_OUTPUT = 4 * 1024 * 1024
+_MAX_MANIFEST = 1024 * 1024  # of a package.json / Gemfile / pom.xml read for the framework
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ def _port(text: str) -> int:
 def _package_json_has(*names: str) -> Callable[[Path], bool]:
     def check(source: Path) -> bool:
         try:
-            doc = json.loads((source / "package.json").read_text(encoding="utf-8"))
+            with (source / "package.json").open("rb") as handle:
+                doc = json.loads(handle.read(_MAX_MANIFEST))
         except (OSError, ValueError):
             return False
         if not isinstance(doc, dict):
@@ -88,7 +90,8 @@ def _package_json_has(*names: str) -> Callable[[Path], bool]:
 def _file_mentions(name: str, needle: str) -> Callable[[Path], bool]:
     def check(source: Path) -> bool:
         try:
-            return needle in (source / name).read_text(encoding="utf-8", errors="replace")[:200_000]
+            with (source / name).open("rb") as handle:
+                return needle.encode() in handle.read(_MAX_MANIFEST)
         except OSError:
             return False
 

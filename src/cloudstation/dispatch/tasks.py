@@ -103,7 +103,7 @@ async def deploy_repository(ctx: TaskContext, params: DeployRepositoryParams) ->
     assert artifact is not None
     ports = await _built_ports(ctx, artifact, built.builder, ctx.work_dir / app_rel)
     networks = list(params.networks) or repository_networks(ports)
-    networks = await allocate_domains(ctx, params, networks)
+    networks = await allocate_domains(ctx, params, networks, detected=not params.networks)
     app = built.project.apps[APP]
     if app.registry is not None:
         async with ctx.step("registry"):
@@ -212,8 +212,7 @@ async def deploy_image(ctx: TaskContext, params: DeployImageParams) -> None:
     if not networks:
         ctx.log.phase = "detect"
         detected = await detect_ports(image, ctx.env, lambda text: ctx.say(text, phase="detect"))
-        networks = image_networks(detected.ports)
-        networks = await allocate_domains(ctx, params, networks)
+        networks = await allocate_domains(ctx, params, image_networks(detected.ports), detected=True)
     artifact = Artifact(kind="image", ref=image, ports=tuple(n.port_number for n in networks))
     registry = PluginRegistry()
     async with ctx.step("deploy"):
