@@ -238,3 +238,8 @@ def image_inspect_json(exposed: Sequence[str] = (), env: Sequence[str] = ()) -> 
     }
     image = {"Id": "sha256:" + "cd34" * 16, "RepoTags": ["app:latest"], "Architecture": "amd64", "Config": config}
     return json.dumps([image], indent=4) + "\n"
+
+
+# `docker image inspect` answers as the real docker does for an image that exposes nothing (the JSON array
+# shape cs parses; a test gives its own ports with `Rule(("image", "inspect"), stdout=image_inspect_json(...))`).
+DEFAULT_RULES["docker"].append(Rule(("image", "inspect"), stdout=image_inspect_json()))
