@@ -227,6 +227,30 @@ def test_only_secrets_path_is_read_at_build_time_from_a_real_vault(
     _no_canary(again.stdout, again.stderr, extra=(secret, role.secret_id, role.role_id))
 
 
+def test_a_kv1_secrets_path_and_a_missing_one_from_a_real_vault(
+    cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path, openbao: OpenBao
+) -> None:
+    secret = "CANARY-kv1-" + uuid.uuid4().hex[:8]
+    kv1 = openbao.put_kv1(f"svc-{uuid.uuid4().hex[:6]}", {"TOKEN": secret})
+    missing = f"{bao.KV2_MOUNT}/data/nothing-{uuid.uuid4().hex[:6]}"
+    role = openbao.approle(kv1, missing)
+    env = task_env(cs, nats_server, fake_bin, tmp_path)
+    vault = {"vaultAddress": openbao.url, "roleId": role.role_id, "secretId": role.secret_id}
+    params, extra = _repo(
+        tmp_path, {"Dockerfile": "FROM scratch\n"}, secretsPath=kv1, build={"disablePush": True}, **vault
+    )
+    res = dispatch(cs, "deploy-repository", params, {**env, **extra})
+    assert res.returncode == 0, res.stderr
+    assert fake_bin.calls("docker")[0].env["TOKEN"] == secret
+
+    env["CS_WORK_DIR"] = str(tmp_path / "work-2")
+    res = dispatch(cs, "deploy-repository", {**params, "secretsPath": missing}, {**env, **extra})
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1] == f'cs: error: vault: read "{missing}": HTTP 404 Not Found'
+    assert outcome_events(stored(nats_server))[-2][0] == "deployment.failed"
+    _no_canary(res.stdout, res.stderr, log_text(stored(nats_server)), extra=(secret, role.secret_id, role.role_id))
+
+
 # ------------------------------------------------------------------ 4. registry credentials from the env
 
 
