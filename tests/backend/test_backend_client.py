@@ -126,7 +126,17 @@ async def test_ask_domain_retries_then_answers() -> None:
     assert len(backend.requests) == 2
 
 
-@pytest.mark.parametrize("answer", [(200, {}), (200, {"domain": ""}), (200, ["x"]), (404, None)])
+@pytest.mark.parametrize("answer", [(200, {}), (200, {"domain": ""}), (200, {"domain": None})])
+async def test_an_empty_domain_answer_is_no_domain_not_an_error(answer: tuple[int, object]) -> None:
+    with recording_backend({DOMAIN: [answer]}) as backend:
+        async with client(backend.base_url, cluster_domain="apps.example.com") as api:
+            assert await api.ask_domain("svc-1") == ""  # never ".apps.example.com"
+    assert len(backend.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "answer", [(200, ["x"]), (200, "text"), (200, {"domain": 7}), (404, None), (201, {"domain": "d"})]
+)
 async def test_ask_domain_without_a_domain_raises(answer: tuple[int, object]) -> None:
     with recording_backend({DOMAIN: [answer]}) as backend:
         async with client(backend.base_url) as api:
@@ -162,6 +172,49 @@ async def test_update_service_failure_raises() -> None:
         async with client(backend.base_url) as api:
             with pytest.raises(BackendError, match=r"PUT /api/local/service-update/ failed after 4 attempts"):
                 await api.update_service("svc-1", [])
+
+
+@pytest.mark.parametrize(
+    ("answers", "ok", "attempts"),
+    [
+        ([(429, None), (200, {})], True, 2),  # 429 is retried
+        ([(503, None), (201, {"success": True})], True, 2),  # 201 is a success for the updates
+        ([(501, None), (200, {})], False, 1),  # 501 is not retried (go-retryablehttp's policy)
+        ([(204, None)], False, 1),  # a success code the original did not accept
+        ([(500, None)] * 5, False, 4),  # 3 retries
+    ],
+)
+async def test_the_originals_retry_policy_and_success_codes(
+    answers: list[tuple[int, object]], ok: bool, attempts: int
+) -> None:
+    with recording_backend({STEP: answers}) as backend:
+        async with client(backend.base_url) as api:
+            assert await api.update_step("dep-1", "repository", "build", "completed") is ok
+    assert len(backend.requests) == attempts
+
+
+async def test_a_retry_after_is_honoured_within_the_cap() -> None:
+    with recording_backend({STEP: [(429, None), (200, {})]}) as backend:
+        async with BackendClient(backend.base_url, CANARY, backoff=0.01, max_backoff=0.02) as api:
+            assert await api.update_step("dep-1", "repository", "build", "completed")
+    assert len(backend.requests) == 2
+
+
+def test_defaults_are_the_originals_and_the_waits_come_from_the_environment() -> None:
+    from cloudstation.backend import client as module
+
+    assert (module.DEFAULT_TIMEOUT, module.DEFAULT_RETRIES) == (30.0, 3)
+    assert (module.DEFAULT_RETRY_WAIT_MIN, module.DEFAULT_RETRY_WAIT_MAX) == (1.0, 5.0)
+    env = {"CS_BACKEND_RETRY_WAIT_MIN": "0.5", "CS_BACKEND_RETRY_WAIT_MAX": "0.1", "CS_BACKEND_TIMEOUT": "3"}
+    api = BackendClient.from_params("http://127.0.0.1:9", CANARY, env)
+    assert api is not None
+    assert (api._backoff, api._max_backoff, api._http.timeout.read) == (0.5, 0.5, 3.0)
+    default = BackendClient.from_params("http://127.0.0.1:9", CANARY, {})
+    assert default is not None
+    assert (default._backoff, default._max_backoff, default._retries, default._http.timeout.read) == (1.0, 5.0, 3, 30.0)
+    for bad in ("-1", "soon", "nan", "1e9"):
+        with pytest.raises(ConfigError, match="CS_BACKEND_RETRY_WAIT_MIN"):
+            BackendClient.from_params("http://127.0.0.1:9", CANARY, {"CS_BACKEND_RETRY_WAIT_MIN": bad})
 
 
 def test_configuration_errors() -> None:

@@ -81,3 +81,23 @@ def all_text_under(root: Path) -> str:
         if path.is_file() and not path.is_symlink():
             out.append(path.read_bytes().decode("utf-8", "replace"))
     return "\n".join(out)
+
+
+# Small backend retry waits for tests (the defaults, 1-5 s, are the original's and stay the defaults).
+FAST_BACKEND = {"CS_BACKEND_RETRY_WAIT_MIN": "0.01", "CS_BACKEND_RETRY_WAIT_MAX": "0.02"}
+
+
+def task_env(cs: CsRunner, server: NatsServer, fake_bin: FakeBin, tmp_path: Path) -> dict[str, str]:
+    """The environment of a dispatched task: the stream set up, fakes for every tool, private dirs."""
+    for tool in ("docker", "railpack", "nixpacks", "nomad-pack", "nomad"):
+        if tool not in fake_bin.tools:
+            fake_bin.add(tool)
+    env = setup_stream(cs, server)
+    return {
+        **env,
+        **FAST_BACKEND,
+        "NATS_CLIENT_PRIVATE_KEY": NKEY_SEED,
+        "PATH": tool_path(fake_bin),
+        "CS_WORK_DIR": str(tmp_path / "work"),
+        "NOMAD_ALLOC_DIR": str(tmp_path / "alloc"),
+    }

@@ -221,3 +221,25 @@ class FakeBin:
 def fake_bin(tmp_path: Path) -> FakeBin:
     """An empty fake bin dir (add tools with :meth:`FakeBin.add`) and its record file."""
     return FakeBin(tmp_path / "fakebin", tmp_path / "fake-calls.jsonl")
+
+
+def image_inspect_json(exposed: Sequence[str] = (), env: Sequence[str] = ()) -> str:
+    """What ``docker image inspect <ref>`` prints (a JSON array of one image), trimmed to the fields cs reads.
+
+    ``exposed`` are ``ExposedPorts`` keys (``"8080/tcp"``); none gives ``null`` as docker does.
+    """
+    config: dict[str, object] = {
+        "Hostname": "",
+        "User": "",
+        "ExposedPorts": {port: {} for port in exposed} or None,
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *env],
+        "Cmd": ["node", "server.js"],
+        "WorkingDir": "/app",
+    }
+    image = {"Id": "sha256:" + "cd34" * 16, "RepoTags": ["app:latest"], "Architecture": "amd64", "Config": config}
+    return json.dumps([image], indent=4) + "\n"
+
+
+# `docker image inspect` answers as the real docker does for an image that exposes nothing (the JSON array
+# shape cs parses; a test gives its own ports with `Rule(("image", "inspect"), stdout=image_inspect_json(...))`).
+DEFAULT_RULES["docker"].append(Rule(("image", "inspect"), stdout=image_inspect_json()))

@@ -23,8 +23,9 @@ from cloudstation.sources import (
     remote_url,
 )
 from cloudstation.sources.askpass import askpass_helper
+from cloudstation.sources.git import provider_for
 
-from .sources_testkit import RecordingRunner, git_http_server, make_bare_repo
+from .sources_testkit import RecordingRunner, git, git_http_server, make_bare_repo
 
 CANARY = "ghp_CANARY0123456789abcdefTOKEN"
 
@@ -48,6 +49,33 @@ def assert_no_canary(runner: RecordingRunner, *texts: str) -> None:
         assert CANARY not in text
 
 
+def test_unknown_provider_gets_githubs_auth_form() -> None:
+    assert remote_url("acme/web", "sourceforge") == "https://github.com/acme/web.git"
+    assert provider_for("sourceforge") == provider_for("github") == provider_for(None)
+    assert provider_for("sourceforge").username == "x-access-token"
+
+
+async def test_clone_keeps_history_for_git_describe(git_root: Path, tmp_path: Path) -> None:
+    work = tmp_path / "history"
+    git("clone", "-q", "--branch", "main", str(git_root / "acme" / "web.git"), str(work))
+    for command in (
+        ["tag", "v1.0.0"],
+        ["commit", "-q", "--allow-empty", "-m", "2"],
+        ["push", "-q", "origin", "main", "--tags"],
+    ):
+        git(*command, cwd=work)
+    env = {"PATH": os.environ["PATH"], "CS_GIT_BASE_URL": f"file://{git_root}"}
+    dest = await clone_repository("acme/web", "main", tmp_path / "src", env=env)
+    describe = await asyncio.to_thread(_git_output, dest, "describe", "--tags")
+    assert describe.startswith("v1.0.0-1-g"), describe
+    assert int(await asyncio.to_thread(_git_output, dest, "rev-list", "--count", "HEAD")) == 2
+    assert await asyncio.to_thread(_git_output, dest, "rev-parse", "--is-shallow-repository") == "false\n"
+
+
+def _git_output(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
 def test_remote_url_per_provider() -> None:
     assert remote_url("acme/web") == "https://github.com/acme/web.git"
     assert remote_url("acme/web", "gitlab") == "https://gitlab.com/acme/web.git"
@@ -65,7 +93,6 @@ def test_remote_url_per_provider() -> None:
         ("acme/web", "--upload-pack=touch x", None, None),
         ("acme/web", "a..b", None, None),
         ("acme/web", "", None, None),
-        ("acme/web", "main", "sourceforge", None),
         ("acme/web", "main", None, "ssh://git@example"),
         ("acme/web", "main", None, f"https://user:{CANARY}@ghe.example"),
     ],
@@ -92,7 +119,7 @@ async def test_clones_branch_from_file_base_url_given_in_env(git_root: Path, tmp
     assert not (dest / "README.md").exists()
     argv, child_env = runner.calls[0]
     assert argv[-2:] == [f"file://{git_root}/acme/web.git", str(tmp_path / "src")]
-    assert "clone" in argv and "--depth" in argv
+    assert "clone" in argv and "--filter=blob:none" in argv and "--depth" not in argv
     assert child_env["GIT_TERMINAL_PROMPT"] == "0"
     assert child_env["CS_GIT_PASSWORD"] == CANARY  # only in the child's environment
     assert "SECRET_OTHER" not in child_env

@@ -105,9 +105,16 @@ UNSAFE: dict[str, tuple[Callable[[], list[Member]], str, str]] = {
         "'h'",
         "hard link",
     ),
-    "char device": (lambda: [special_member("dev/null", tarfile.CHRTYPE)], "'dev/null'", "device file"),
-    "block device": (lambda: [special_member("sda", tarfile.BLKTYPE)], "'sda'", "device file"),
-    "fifo": (lambda: [special_member("pipe", tarfile.FIFOTYPE)], "'pipe'", "FIFO"),
+    "symlink after the member that goes through it": (
+        lambda: [file_member("dir/x"), link_member("dir", ".")],
+        "'dir/x'",
+        "through the symlink 'dir'",
+    ),
+    "special member with a traversal": (
+        lambda: [special_member("../pipe", tarfile.FIFOTYPE)],
+        "'../pipe'",
+        "traversal",
+    ),
 }
 
 
@@ -123,6 +130,74 @@ def test_unsafe_members_are_refused_and_nothing_is_left(tmp_path: Path, case: st
     assert not (tmp_path / "out" / "src").exists()
     assert list((tmp_path / "out").iterdir()) == []
     assert not (tmp_path / "evil.sh").exists()
+
+
+def test_fifo_and_device_members_are_skipped_and_reported(tmp_path: Path) -> None:
+    members = [
+        file_member("app/main.py"),
+        special_member("app/pipe", tarfile.FIFOTYPE),
+        special_member("dev/null", tarfile.CHRTYPE),
+        special_member("sda", tarfile.BLKTYPE),
+    ]
+    skipped: list[tuple[str, str]] = []
+    dest = extract_tar_safely(
+        write(tmp_path, make_tar(members)), tmp_path / "src", on_skip=lambda *item: skipped.append(item)
+    )
+    assert skipped == [("app/pipe", "FIFO"), ("dev/null", "device"), ("sda", "device")]
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) == ["app", "app/main.py"]
+
+
+def _many_empty_members(path: Path, count: int) -> None:
+    """A tar.gz of ``count`` empty members (one header repeated: a tar may hold a name many times)."""
+    import gzip
+
+    header = tarfile.TarInfo("f").tobuf(format=tarfile.GNU_FORMAT)
+    with gzip.open(path, "wb", compresslevel=6) as gz:
+        for _ in range(count // 1000):
+            gz.write(header * 1000)
+        gz.write(b"\0" * 1024)
+
+
+_REFUSE = """
+import sys
+from pathlib import Path
+from cloudstation.sources.archive import extract_tar_safely
+from cloudstation.sources.errors import UnsafeArchiveError
+try:
+    extract_tar_safely(Path(sys.argv[1]), Path(sys.argv[2]))
+except UnsafeArchiveError as exc:
+    print(exc)
+# VmHWM: this process's own peak RSS (ru_maxrss would include the forking parent's)
+status = Path("/proc/self/status").read_text()
+print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+"""
+
+
+def test_a_million_empty_members_are_refused_at_the_limit_without_reading_them_all(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    archive = tmp_path / "million.tar.gz"
+    _many_empty_members(archive, 1_000_000)
+    assert archive.stat().st_size < 10 * 1024 * 1024
+    proc = subprocess.run(
+        [sys.executable, "-c", _REFUSE, str(archive), str(tmp_path / "src")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    message, peak_kib = proc.stdout.splitlines()
+    assert message == "archive has more than the limit of 200000 members"
+    # No list of a million (or of 200k) headers is ever built: main's getmembers() peaked at ~400 MB.
+    assert int(peak_kib) < 120 * 1024, peak_kib
+    assert not (tmp_path / "src").exists()
+
+
+def test_member_limit_counts_while_reading(tmp_path: Path) -> None:
+    archive = write(tmp_path, make_tar([file_member(f"f{i}") for i in range(6)]))
+    with pytest.raises(UnsafeArchiveError, match="more than the limit of 5 members"):
+        extract_tar_safely(archive, tmp_path / "src", max_members=5)
+    assert (extract_tar_safely(archive, tmp_path / "ok", max_members=6) / "f5").exists()
 
 
 def test_links_checked_against_the_real_tree_too(tmp_path: Path) -> None:

@@ -1,10 +1,15 @@
 """The CloudStation backend HTTP client: deployment step updates, domain allocation, service updates.
 
 Every request carries the access token as the ``accessToken`` query parameter (the backend's contract); it
-never appears in a log record or an error message. Connection errors and 5xx answers are retried
-``retries`` times with exponential backoff. Step updates are best-effort (a failure is a logged warning
-and ``False``); :meth:`BackendClient.ask_domain` and :meth:`BackendClient.update_service` raise
-:class:`BackendError` and let the caller decide.
+never appears in a log record or an error message. The retry policy is the original's: a request gets 30 s,
+connection errors, 429 and 5xx answers (but 501) are retried 3 times with a backoff from 1 s doubling up to
+5 s (a ``Retry-After`` of a 429/503 is honoured, within the same cap). The accepted answers are the
+original's too: 200 for ``ask-domain``, 200 or 201 for the two updates. ``CS_BACKEND_RETRY_WAIT_MIN`` /
+``CS_BACKEND_RETRY_WAIT_MAX`` / ``CS_BACKEND_TIMEOUT`` (seconds) change the waits, for tests.
+
+Step updates are best-effort (a failure is a logged warning and ``False``); :meth:`BackendClient.ask_domain`
+and :meth:`BackendClient.update_service` raise :class:`BackendError` and let the caller decide. An
+``ask-domain`` answer without a domain is ``""`` (the original's reading), not an error.
 """
 
 from __future__ import annotations
@@ -34,6 +39,14 @@ SERVICE_UPDATE_PATH = "/api/local/service-update/"
 
 _MAX_ERROR_CHARS = 2000
 _MAX_BODY_EXCERPT = 200
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_WAIT_MIN = 1.0
+DEFAULT_RETRY_WAIT_MAX = 5.0
+TIMING_VARIABLES = ("CS_BACKEND_RETRY_WAIT_MIN", "CS_BACKEND_RETRY_WAIT_MAX", "CS_BACKEND_TIMEOUT")
+_OK = frozenset({200})
+_OK_OR_CREATED = frozenset({200, 201})
 
 
 class BackendError(CsError):
@@ -68,10 +81,10 @@ class BackendClient:
         access_token: str,
         *,
         cluster_domain: str = "",
-        request_timeout: float = 10.0,
-        retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 5.0,
+        request_timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_RETRY_WAIT_MIN,
+        max_backoff: float = DEFAULT_RETRY_WAIT_MAX,
     ) -> None:
         parts = urlsplit(backend_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -101,7 +114,20 @@ class BackendClient:
         token = access_token or env.get("ACCESS_TOKEN", "")
         if not url or not token:
             return None
-        return cls(url, token, cluster_domain=cluster_domain)
+        wait_min, wait_max, timeout = (
+            _seconds(env, name, default)
+            for name, default in zip(
+                TIMING_VARIABLES, (DEFAULT_RETRY_WAIT_MIN, DEFAULT_RETRY_WAIT_MAX, DEFAULT_TIMEOUT), strict=True
+            )
+        )
+        return cls(
+            url,
+            token,
+            cluster_domain=cluster_domain,
+            request_timeout=timeout,
+            backoff=wait_min,
+            max_backoff=max(wait_min, wait_max),
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -138,7 +164,7 @@ class BackendClient:
         if error:
             body["error"] = redact_secret(error, self._token)[:_MAX_ERROR_CHARS]
         try:
-            await self._request("PUT", STEP_UPDATE_PATH, json=body)
+            await self._request("PUT", STEP_UPDATE_PATH, json=body, accepted=_OK_OR_CREATED)
         except Exception as exc:  # best-effort: never fail a deployment over a progress report
             reason = exc if isinstance(exc, BackendError) else self._redact(f"{type(exc).__name__}: {exc}")
             message = "backend step update %s/%s of deployment %s not recorded: %s"
@@ -148,23 +174,31 @@ class BackendClient:
         return True
 
     async def ask_domain(self, service_id: str) -> str:
-        """``GET /api/local/ask-domain``: a domain for the service, ending in ``.<cluster_domain>``."""
+        """``GET /api/local/ask-domain``: a domain for the service, ending in ``.<cluster_domain>``.
+
+        A JSON object without a ``domain`` (or with ``""``) gives ``""``: the original read it so, and the
+        caller deploys the port without a domain. An answer that is not such an object is a
+        :class:`BackendError`.
+        """
         if not service_id:
             raise BackendError("cannot ask the backend for a domain: serviceId is empty")
-        response = await self._request("GET", ASK_DOMAIN_PATH, params={"serviceId": service_id})
+        response = await self._request("GET", ASK_DOMAIN_PATH, params={"serviceId": service_id}, accepted=_OK)
         try:
-            domain = response.json().get("domain")
-        except (ValueError, AttributeError):
-            domain = None
-        if not isinstance(domain, str) or not domain.strip().strip("."):
-            raise BackendError(f"GET {ASK_DOMAIN_PATH} for service {service_id}: no domain in the answer")
+            answer = response.json()
+        except ValueError:
+            answer = None
+        domain = answer.get("domain", "") if isinstance(answer, dict) else None
+        if domain is None:
+            domain = ""
+        if not isinstance(domain, str) or not isinstance(answer, dict):
+            raise BackendError(f"GET {ASK_DOMAIN_PATH} for service {service_id}: the answer is not a domain object")
         return self.qualify_domain(domain)
 
     def qualify_domain(self, domain: str) -> str:
-        """``domain`` with ``.<cluster_domain>`` appended unless it already ends with it."""
+        """``domain`` with ``.<cluster_domain>`` appended unless it already ends with it (``""`` stays ``""``)."""
         domain = domain.strip().strip(".")
         suffix = self._cluster_domain
-        if not suffix or domain == suffix or domain.endswith(f".{suffix}"):
+        if not domain or not suffix or domain == suffix or domain.endswith(f".{suffix}"):
             return domain
         return f"{domain}.{suffix}"
 
@@ -185,23 +219,26 @@ class BackendClient:
         for key, value in (("docker_user", docker_user), ("cmd", cmd), ("entrypoint", entrypoint)):
             if value:
                 body[key] = value
-        await self._request("PUT", SERVICE_UPDATE_PATH, json=body)
+        await self._request("PUT", SERVICE_UPDATE_PATH, json=body, accepted=_OK_OR_CREATED)
 
     async def _request(
         self,
         method: str,
         path: str,
         *,
+        accepted: frozenset[int],
         params: Mapping[str, str] | None = None,
         json: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
-        """One request, retried on connection errors and 5xx; a 2xx response or :class:`BackendError`."""
+        """One request under the retry policy; a response whose status is in ``accepted``, or :class:`BackendError`."""
         query = {**(params or {}), "accessToken": self._token}
         attempts = self._retries + 1
         reason = ""
+        wait = 0.0
         for attempt in range(1, attempts + 1):
             if attempt > 1:
-                await asyncio.sleep(min(self._max_backoff, self._backoff * 2 ** (attempt - 2)))
+                await asyncio.sleep(wait)
+            wait = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
             try:
                 response = await self._http.request(method, path, params=query, json=json)
             except httpx.TransportError as exc:
@@ -211,11 +248,13 @@ class BackendClient:
             except httpx.HTTPError as exc:  # not a connection problem: retrying would not help
                 reason = self._redact(f"{type(exc).__name__}: {exc}".rstrip(": "))
                 raise BackendError(f"{method} {path} failed: {reason}") from None
-            if response.is_success:
+            status = response.status_code
+            if status in accepted:
                 return response
-            reason = f"HTTP {response.status_code}{self._excerpt(response)}"
-            if response.status_code < 500:
+            reason = f"HTTP {status}{self._excerpt(response)}"
+            if not _retryable(status):
                 raise BackendError(f"{method} {path} failed: {reason}")
+            wait = min(self._max_backoff, _retry_after(response) or wait)
             log.debug("%s %s attempt %d/%d failed: %s", method, path, attempt, attempts, reason)
         raise BackendError(f"{method} {path} failed after {attempts} attempts: {reason}")
 
@@ -225,3 +264,29 @@ class BackendClient:
 
     def _redact(self, text: str) -> str:
         return redact_secret(text, self._token)
+
+
+def _retryable(status: int) -> bool:
+    """429 and 5xx but 501 (go-retryablehttp's default policy, which the original used)."""
+    return status == 429 or (status >= 500 and status != 501)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """A 429/503's ``Retry-After`` in seconds (0 when absent or not a number of seconds)."""
+    if response.status_code not in (429, 503):
+        return 0.0
+    value = response.headers.get("retry-after", "").strip()
+    return float(value) if value.isdigit() else 0.0
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise ConfigError(f"{name} must be a number of seconds between 0 and 3600 (got {raw[:20]!r})")
+    return value

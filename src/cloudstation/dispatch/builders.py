@@ -18,6 +18,15 @@ from cloudstation.lifecycle.engine import Lifecycle, RunResult
 from cloudstation.plugins.registry import PluginRegistry
 
 FALLBACKS = ("railpack", "nixpacks")
+# The names the original looked for, in its order.
+DOCKERFILE_NAMES = (
+    "Dockerfile",
+    "dockerfile",
+    "Dockerfile.prod",
+    "Dockerfile.production",
+    "Dockerfile.dev",
+    "Dockerfile.development",
+)
 
 
 class BuildFailedError(CsError):
@@ -34,12 +43,20 @@ class Built:
     result: RunResult
 
 
+def find_dockerfile(source_dir: Path, dockerfile: str = "") -> str:
+    """The Dockerfile a docker build uses: ``dockerfile`` when given, else the first of
+    :data:`DOCKERFILE_NAMES` present in ``source_dir``; ``""`` when there is none."""
+    if dockerfile.strip():
+        return dockerfile.strip() if (source_dir / dockerfile.strip()).is_file() else ""
+    return next((name for name in DOCKERFILE_NAMES if (source_dir / name).is_file()), "")
+
+
 def candidates(user_builder: str, source_dir: Path, dockerfile: str) -> list[str]:
     """Builders to try, in order, without repeats."""
     order: list[str] = []
     if user_builder.strip():
         order.append(user_builder.strip())
-    if (source_dir / (dockerfile or "Dockerfile")).is_file():
+    if find_dockerfile(source_dir, dockerfile):
         order.append("csdocker")
     order.extend(FALLBACKS)
     return list(dict.fromkeys(order))

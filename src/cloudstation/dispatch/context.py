@@ -61,8 +61,14 @@ class TaskContext:
     def add_secrets(self, *secrets: str) -> None:
         self.redactor.add(*secrets)
 
-    async def update_step(self, step: Step, status: str, error: str | None = None) -> None:
-        """Best-effort backend step update, bounded in time; a failure is a logged warning."""
+    async def update_step(
+        self, step: Step, status: str, error: str | None = None, *, deployment_type: str | None = None
+    ) -> None:
+        """Best-effort backend step update, bounded in time; a failure is a logged warning.
+
+        ``deployment_type`` overrides :attr:`deployment_type` for this update (the original reports the
+        clone step of an upload as ``local_upload``).
+        """
         if self.backend is None:
             return
         # Once the backend failed an update, later ones get a short bound: a dead backend must not
@@ -72,7 +78,7 @@ class TaskContext:
             async with asyncio.timeout(bound):
                 ok = await self.backend.update_step(
                     self.deployment_id,
-                    self.deployment_type,
+                    deployment_type or self.deployment_type,
                     step,
                     status,  # type: ignore[arg-type]
                     self.redactor.redact(error) if error else None,
@@ -84,11 +90,13 @@ class TaskContext:
             self.warn(f"backend step update {step}/{status} not recorded (the deployment goes on)")
 
     @contextlib.asynccontextmanager
-    async def step(self, step: Step, *, phase: str | None = None) -> AsyncIterator[None]:
+    async def step(
+        self, step: Step, *, phase: str | None = None, deployment_type: str | None = None
+    ) -> AsyncIterator[None]:
         """Run a block as backend step ``step``: ``in_progress``, then ``completed`` or ``failed``."""
         self.log.phase = phase or step
         self.current_step = step
-        await self.update_step(step, "in_progress")
+        await self.update_step(step, "in_progress", deployment_type=deployment_type)
         try:
             yield
         except BaseException as exc:
@@ -98,7 +106,7 @@ class TaskContext:
                 reason = "stopped"
                 self.stopping = True
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self.update_step(step, "failed", reason))
+                await asyncio.shield(self.update_step(step, "failed", reason, deployment_type=deployment_type))
             raise
         self.current_step = None
-        await self.update_step(step, "completed")
+        await self.update_step(step, "completed", deployment_type=deployment_type)

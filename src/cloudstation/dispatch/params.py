@@ -291,9 +291,8 @@ def _validate(params: DispatchParams) -> None:
     else:
         if not params.jobs:
             raise ParamsError('params: field "jobs": at least one job is required', field="jobs")
+        # Any non-empty reason, as the original: the backend may add reasons before cs knows them.
         _required(params.reason, "reason")
-        if params.reason not in DESTROY_REASONS:
-            raise ParamsError(f'params: field "reason": expected one of {", ".join(DESTROY_REASONS)}', field="reason")
 
 
 # ------------------------------------------------------------------------------------------- identity

@@ -44,13 +44,45 @@ class Rendered:
         return parse_config(self.text, str(path), self.env)
 
 
-def image_repository(params: DeployParamsBase) -> str:
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Where a build is pushed, with the original's environment fallbacks applied.
+
+    Each of ``build.registryUrl`` / ``registryNamespace`` / ``registryUsername`` / ``registryPassword``
+    falls back to ``REGISTRY_URL`` / ``REGISTRY_NAMESPACE`` / ``REGISTRY_USERNAME`` / ``REGISTRY_PASSWORD``
+    when empty in the params, and ``registry.registryToken`` (a private pack registry) to
+    ``REGISTRY_TOKEN``, as the original's docker and nomad-pack plugins read them.
+    """
+
+    url: str = ""
+    namespace: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    pack_token: str = field(default="", repr=False)
+
+
+def registry_settings(params: DeployParamsBase, env: Mapping[str, str]) -> RegistrySettings:
+    build = getattr(params, "build", None)
+
+    def pick(value: str, name: str) -> str:
+        return value.strip() or env.get(name, "").strip()
+
+    return RegistrySettings(
+        url=pick(build.registry_url if build else "", "REGISTRY_URL"),
+        namespace=pick(build.registry_namespace if build else "", "REGISTRY_NAMESPACE"),
+        username=pick(build.registry_username if build else "", "REGISTRY_USERNAME"),
+        password=(build.registry_password if build else "") or env.get("REGISTRY_PASSWORD", ""),
+        pack_token=params.registry.registry_token or env.get("REGISTRY_TOKEN", ""),
+    )
+
+
+def image_repository(params: DeployParamsBase, reg: RegistrySettings | None = None) -> str:
     """The image repository a build produces: ``[registryUrl/][namespace/]name`` (lower case)."""
     name = (params.image_name or params.job_id or APP).strip().lower()
-    build = getattr(params, "build", None)
+    reg = reg if reg is not None else registry_settings(params, {})
     parts = [
-        build.registry_url.strip().removeprefix("https://").removeprefix("http://").strip("/") if build else "",
-        build.registry_namespace.strip().strip("/") if build else "",
+        reg.url.removeprefix("https://").removeprefix("http://").strip("/"),
+        reg.namespace.strip("/"),
         name,
     ]
     return "/".join(part for part in parts if part)
@@ -82,41 +114,51 @@ def render(
     builder: str,
     build_env: Mapping[str, str] | None = None,
     networks: Sequence[NetworkPort] = (),
+    env: Mapping[str, str] | None = None,
+    dockerfile: str = "",
 ) -> Rendered:
-    """The project file for ``params`` built with ``builder``; ``build_env`` holds secret build values."""
+    """The project file for ``params`` built with ``builder``; ``build_env`` holds secret build values.
+
+    ``env`` is the worker's environment, for the original's registry fallbacks (:func:`registry_settings`);
+    ``dockerfile`` the one discovered in the source (default: ``build.dockerfilePath`` or ``Dockerfile``).
+    """
     secrets = _Secrets()
     env_refs: dict[str, Data] = {
         key: secrets.ref(f"build_env_{index}", value) for index, (key, value) in enumerate((build_env or {}).items())
     }
-    blocks = [Block("build", attributes={"use": builder, **_builder_config(params, builder, env_refs)})]
+    reg = registry_settings(params, env or {})
+    config = _builder_config(params, builder, env_refs, reg, dockerfile)
+    blocks = [Block("build", attributes={"use": builder, **config})]
     build = getattr(params, "build", None)
     if builder in IMAGE_BUILDERS and build is not None and not build.disable_push:
-        registry: dict[str, Data] = {"use": "docker", "image": image_repository(params), "tag": image_tag(params)}
-        if build.registry_url:
-            registry["registry"] = build.registry_url
-        if build.registry_username or build.registry_password:
-            registry["username"] = build.registry_username
-            registry["password"] = secrets.ref("registry_password", build.registry_password)
+        registry: dict[str, Data] = {"use": "docker", "image": image_repository(params, reg), "tag": image_tag(params)}
+        if reg.url:
+            registry["registry"] = reg.url
+        if reg.username or reg.password:
+            registry["username"] = reg.username
+            registry["password"] = secrets.ref("registry_password", reg.password)
         blocks.append(Block("registry", attributes=registry))
     deploy = params.deploy.strip() or DEFAULT_DEPLOY
-    blocks.append(
-        Block("deploy", attributes={"use": deploy, **_deploy_config(params, deploy, secrets, networks, builder)})
-    )
+    deploy_config = _deploy_config(params, deploy, secrets, networks, builder, reg.pack_token)
+    blocks.append(Block("deploy", attributes={"use": deploy, **deploy_config}))
     app = Block("app", (APP,), {"path": app_path}, blocks)
     text = hclwriter.dumps({"project": PROJECT}, [*secrets.blocks, app])
     return Rendered(text, secrets.env)
 
 
-def _builder_config(params: DeployParamsBase, builder: str, env_refs: Mapping[str, Data]) -> dict[str, Data]:
+def _builder_config(
+    params: DeployParamsBase, builder: str, env_refs: Mapping[str, Data], reg: RegistrySettings, dockerfile: str
+) -> dict[str, Data]:
     build = params.build if isinstance(params, DeployRepositoryParams) else None
     if build is None:
         return {}
     build_args: dict[str, Data] = dict(build.build_args)
     env: dict[str, Data] = {**build.static_build_env, **env_refs}
-    image = {"image": image_repository(params), "tag": image_tag(params)}
+    image = {"image": image_repository(params, reg), "tag": image_tag(params)}
     config: dict[str, Data]
     if builder in ("csdocker", "docker"):
-        config = {**image, "dockerfile": build.dockerfile_path or "Dockerfile", "build_args": build_args, "env": env}
+        dockerfile = dockerfile or build.dockerfile_path or "Dockerfile"
+        config = {**image, "dockerfile": dockerfile, "build_args": build_args, "env": env}
     elif builder in ("railpack", "nixpacks"):
         config = {**image, "build_args": build_args, "env": env}
         if build.build_command:
@@ -131,7 +173,12 @@ def _builder_config(params: DeployParamsBase, builder: str, env_refs: Mapping[st
 
 
 def _deploy_config(
-    params: DeployParamsBase, deploy: str, secrets: _Secrets, networks: Sequence[NetworkPort], builder: str
+    params: DeployParamsBase,
+    deploy: str,
+    secrets: _Secrets,
+    networks: Sequence[NetworkPort],
+    builder: str,
+    pack_token: str,
 ) -> dict[str, Data]:
     if deploy == "nomad-pack":
         reg = params.registry
@@ -151,8 +198,8 @@ def _deploy_config(
         ):
             if value:
                 config[key] = value
-        if reg.registry_token:
-            config["registry_token"] = secrets.ref("registry_token", reg.registry_token)
+        if pack_token:
+            config["registry_token"] = secrets.ref("registry_token", pack_token)
         if params.nomad_token:
             config["nomad_token"] = secrets.ref("nomad_token", params.nomad_token)
         return config

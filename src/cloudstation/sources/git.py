@@ -65,13 +65,14 @@ _LS_REMOTE_NO_MATCH = 2
 
 
 def provider_for(name: str | None) -> GitProvider:
-    """The provider called ``name`` (case-insensitive; empty means GitHub)."""
+    """The provider called ``name`` (case-insensitive). Empty or unknown means GitHub's host and token
+    username, the original's default auth form (it never refused a provider)."""
     key = (name or DEFAULT_PROVIDER).strip().lower()
-    try:
-        return PROVIDERS[key]
-    except KeyError:
-        known = ", ".join(sorted(PROVIDERS))
-        raise InvalidSourceError(f"unknown git provider {name!r} (expected one of: {known})") from None
+    return PROVIDERS.get(key, PROVIDERS[DEFAULT_PROVIDER])
+
+
+def is_known_provider(name: str | None) -> bool:
+    return (name or DEFAULT_PROVIDER).strip().lower() in PROVIDERS
 
 
 def remote_url(repository: str, provider: str | None = None, base_url: str | None = None) -> str:
@@ -91,13 +92,16 @@ async def clone_repository(
     base_url: str | None = None,
     env: Mapping[str, str] | None = None,
     runner: CommandRunner | None = None,
-    depth: int | None = 1,
+    depth: int | None = None,
 ) -> Path:
     """Clone ``repository`` (``owner/repo``) at ``branch`` into ``dest`` (absent or an empty directory).
 
     ``base_url`` overrides the provider's base URL; when None, ``env[CS_GIT_BASE_URL]`` does. ``env`` is the
     caller's environment (default: this process's), from which the child inherits only what git needs.
     ``runner`` runs every git command (default: a :class:`CollectingRunner`). Returns ``dest``.
+    The clone keeps the branch's history (builds run ``git describe``, stamp versions) but fetches file
+    contents lazily: a partial clone (``--filter=blob:none``) costs little more than ``--depth 1``. A
+    ``depth`` makes it shallow instead.
 
     Raises :class:`InvalidSourceError` for malformed parameters, :class:`GitNotInstalledError`,
     :class:`BranchNotFoundError`, :class:`SourceAuthError`, or :class:`SourceError`. On failure or
@@ -117,8 +121,7 @@ async def clone_repository(
     if git is None:
         raise GitNotInstalledError("git is not installed (no 'git' executable on PATH)")
     command = [git, "-c", "credential.helper=", "clone", "--branch", branch, "--single-branch"]
-    if depth is not None:
-        command += ["--depth", str(depth)]
+    command += ["--filter=blob:none"] if depth is None else ["--depth", str(depth)]
     command += ["--", url, str(dest)]
     succeeded = False
     try:

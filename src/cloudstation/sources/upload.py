@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from cloudstation.sources.archive import DEFAULT_MAX_EXTRACTED_BYTES, extract_tar_safely
+from cloudstation.sources.archive import DEFAULT_MAX_EXTRACTED_BYTES, SkipHandler, extract_tar_safely
 from cloudstation.sources.errors import REDACTED, InvalidSourceError, SourceError, redact
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
@@ -34,15 +34,19 @@ async def fetch_upload(
     timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     max_extracted_bytes: int = DEFAULT_MAX_EXTRACTED_BYTES,
+    on_skip: SkipHandler | None = None,
 ) -> Path:
     """Download the archive at ``source_url``, extract it into ``dest`` (absent or empty), return ``dest``.
 
     ``timeout_s`` bounds the download, ``max_bytes`` its size, ``max_extracted_bytes`` the extracted size.
+    ``on_skip`` hears of each FIFO or device member left out (called in a worker thread).
     """
     with tempfile.TemporaryDirectory(prefix="cs-upload-") as scratch:
         archive = Path(scratch) / "source.tar.gz"
         await download(source_url, archive, timeout_s=timeout_s, max_bytes=max_bytes)
-        return await asyncio.to_thread(extract_tar_safely, archive, dest, max_extracted_bytes=max_extracted_bytes)
+        return await asyncio.to_thread(
+            extract_tar_safely, archive, dest, max_extracted_bytes=max_extracted_bytes, on_skip=on_skip
+        )
 
 
 async def download(
