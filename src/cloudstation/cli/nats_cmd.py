@@ -82,7 +82,7 @@ def _fmt(seconds: float) -> str:
 async def _setup(settings: Any, spec: Any) -> Any:
     from cloudstation.events.stream import connect_plain, setup_stream
 
-    nc = await connect_plain(settings.connect_options())
+    nc = await connect_plain(settings)
     try:
         return await setup_stream(nc.jetstream(), spec)
     finally:
@@ -118,7 +118,7 @@ def check(as_json: bool) -> None:
 async def _check(settings: Any) -> Any:
     from cloudstation.events.stream import check, connect_plain
 
-    nc = await connect_plain(settings.connect_options())
+    nc = await connect_plain(settings)
     try:
         return await check(nc, settings.prefix)
     finally:

@@ -35,10 +35,8 @@ class EventSession:
 
     @property
     def secrets(self) -> list[str]:
-        """Secrets of the connection itself (the NKey seed), for the redaction set."""
-        if self.settings is not None and self.settings.nkey_seed is not None:
-            return [self.settings.nkey_seed.reveal()]
-        return []
+        """Secrets of the connection itself (the NKey seed, URL credentials), for the redaction set."""
+        return self.settings.secrets if self.settings is not None else []
 
     async def __aenter__(self) -> EventSession:
         if self.settings is not None:
