@@ -148,6 +148,10 @@ def normalize_server(url: str) -> str:
     if "://" not in url:
         url = f"nats://{url}"
     shown = redact_url(url)
+    try:
+        url.encode()
+    except UnicodeEncodeError:
+        raise ConfigError(f"NATS_SERVERS: {shown!r} is not valid UTF-8") from None
     if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
         raise ConfigError(f"NATS_SERVERS: {shown!r} contains white space or control characters")
     scheme = url.split("://", 1)[0].lower()

@@ -55,7 +55,8 @@ def publish(kind: str | None, data: str | None, batch: Any, deployment_id: str |
     else:
         if not kind or data is None:
             raise click.UsageError("KIND and --data JSON are required (or --batch FILE)")
-        items = [(contract.parse_kind(kind), data.encode())]
+        # Undecodable bytes in the argument stay undecodable: the payload check says "not valid UTF-8".
+        items = [(contract.parse_kind(kind), data.encode("utf-8", "surrogateescape"))]
     settings = settings_from_env(os.environ)
     assert settings is not None
     evs = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -96,8 +97,21 @@ def cli(verbose: int, quiet: bool) -> None:
     _setup_logging(verbose, quiet)
 
 
+class _Terminated(BaseException):
+    """SIGTERM outside a command's own handling: ends ``cs`` like Ctrl-C does, with 128+N."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run ``cs``; a :class:`CsError` becomes one line on stderr and its exit code, never a traceback."""
+    """Run ``cs``; a :class:`CsError` becomes one line on stderr and its exit code, never a traceback.
+
+    A signal ends every command with 128+N (SIGINT 130, SIGTERM 143); commands that run a deployment
+    handle SIGTERM and SIGINT themselves (stop the child, publish the failure) and exit the same way.
+    """
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rc = cli.main(args=argv, prog_name="cs", standalone_mode=False)
     except CsError as exc:
@@ -113,7 +127,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("cs: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(128 + signal.SIGINT)
+    except _Terminated:
+        click.echo("cs: stopped by SIGTERM", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except Exception as exc:
         # A bug, not bad input. The message may quote data we were handed, so it is shown only with -vv.
         if logging.getLogger("cloudstation").isEnabledFor(logging.DEBUG):

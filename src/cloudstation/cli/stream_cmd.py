@@ -1,4 +1,9 @@
-"""``cs stream``: run any command with its output streamed as a deployment's build log."""
+"""``cs stream``: run any command with its output streamed as a deployment's build log.
+
+The exit code is the command's, whatever happens to the events (an outage, a full disk): what could
+not be delivered or kept is said on stderr. SIGTERM/SIGINT stop the command's whole process group
+(SIGTERM, SIGKILL after 2 s; a second signal does not interrupt that) and exit 128+N.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 
 import click
 
-from cloudstation.errors import ExitCode
+from cloudstation.errors import ExitCode, OutboxFullError
 
 
 @click.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
@@ -51,11 +56,13 @@ def stream(
     NATS: lines are kept in the local outbox and delivered as fast as the server allows.
     """
     from cloudstation.cli.display import LogDisplay, choose_mode
+    from cloudstation.events.contract import validate_field
     from cloudstation.events.logstream import LogIdentity
     from cloudstation.events.redaction import Redactor
     from cloudstation.events.session import EventSession
 
     identity = LogIdentity(deployment_id=deployment_id, job_id=job_id, service_id=service_id, owner_id=owner_id)
+    validate_field(phase, "--phase", limit=64)
     session = EventSession(os.environ, required=True)
     redactor = Redactor([os.environ.get(name, "") for name in redact_env] + session.secrets)
     display = LogDisplay(choose_mode(quiet=quiet, as_json=as_json))
@@ -78,7 +85,8 @@ async def _run(
 
     def on_signal(signum: int) -> None:
         stopped.append(signum)
-        main.cancel()
+        if len(stopped) == 1:  # a second signal must not interrupt the stopping of the command
+            main.cancel()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
@@ -87,6 +95,8 @@ async def _run(
         log = LogStream(
             session.publisher, identity, prefix=session.prefix, redactor=redactor, echo=display, phase=phase
         )
+        if session.publisher is not None:
+            log.check_fits(session.publisher.payload_limit)
         ticker = asyncio.create_task(_tick(display))
         try:
             rc = await log.run(argv)
@@ -103,10 +113,16 @@ async def _run(
             ticker.cancel()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
-        if send_end:
-            log.end("success" if rc == 0 else "failed")
-        else:
-            log.spill()
+        try:
+            if send_end:
+                log.end("success" if rc == 0 else "failed")
+            else:
+                log.spill(force=True)
+                if log.lost or log.held:
+                    raise OutboxFullError(f"the outbox's disk is full: {log.lost + log.held} log line(s) not kept")
+        except OutboxFullError as exc:
+            # The command's own exit code stands; say what was lost and what to do.
+            click.echo(f"cs: error: {exc}; free space in CS_STATE_DIR ({session.outbox.state_dir})", err=True)
     return rc
 
 

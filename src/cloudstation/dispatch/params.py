@@ -224,6 +224,8 @@ def _load(raw: bytes | str, *, base64_encoded: bool) -> object:
         raise ParamsError(f"params: not valid JSON{_json_where(str(exc))}") from None
     except UnicodeDecodeError:
         raise ParamsError("params: not valid JSON (not UTF-8)") from None
+    except RecursionError:
+        raise ParamsError("params: JSON nested too deeply") from None
 
 
 def _json_where(message: str) -> str:

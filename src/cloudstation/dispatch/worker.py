@@ -7,8 +7,9 @@ Owns the process-level contract of a Nomad-dispatched job:
   names ``deploymentJobId``, ``deploymentId`` and ``serviceId``, ``deployment.failed`` and
   ``build.log.end failed`` are published first (the original published nothing);
 - the job deadline ``CS_JOB_TIMEOUT`` (default 15m) and SIGTERM / SIGINT cancel the running phase (its
-  children are stopped within 2 s), publish ``deployment.failed`` + ``build.log.end failed`` and exit 1
-  within 3 s;
+  children are stopped within 2 s, even if a second signal comes), publish ``deployment.failed`` +
+  ``build.log.end failed`` and exit within 3 s: 1 after the deadline, 128+N after signal N (as every
+  ``cs`` command);
 - at exit the events are awaited for ``CS_DELIVERY_TIMEOUT``; what is not acknowledged stays in the outbox
   (``$NOMAD_ALLOC_DIR/cs``) and is reported, without changing the exit code.
 """
@@ -224,11 +225,16 @@ async def _run_deploy(
                 await backend.aclose()
         if remove_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-    return Outcome(ExitCode.FAILED, redactor.redact(error)) if error else Outcome(ExitCode.OK)
+    return Outcome(_failed_code(stopped), redactor.redact(error)) if error else Outcome(ExitCode.OK)
 
 
-async def _supervise(start: Callable[[], Awaitable[None]], deadline: float, ctx: TaskContext) -> tuple[str, bool]:
-    """Run the task under the deadline and SIGTERM/SIGINT; ``(error, stopped by signal)``."""
+def _failed_code(signum: int | None) -> int:
+    """128+N after signal N (the convention of every ``cs`` command), else 1."""
+    return 128 + signum if signum else ExitCode.FAILED
+
+
+async def _supervise(start: Callable[[], Awaitable[None]], deadline: float, ctx: TaskContext) -> tuple[str, int | None]:
+    """Run the task under the deadline and SIGTERM/SIGINT; ``(error, the signal that stopped it)``."""
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -261,7 +267,7 @@ async def _supervise(start: Callable[[], Awaitable[None]], deadline: float, ctx:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-    return " ".join(error.split()), bool(signals)
+    return " ".join(error.split()), (signals[0] if signals else None)
 
 
 # ------------------------------------------------------------------------------------------- destroy
@@ -296,7 +302,7 @@ async def _run_destroy(
         error, stopped = await _supervise(body, deadline, ctx)
         await session.close(STOP_DELIVERY_TIMEOUT if stopped else None)
     if error:
-        return Outcome(ExitCode.FAILED, redactor.redact(error))
+        return Outcome(_failed_code(stopped), redactor.redact(error))
     if failed and failed[0]:
         return Outcome(ExitCode.FAILED, f"{failed[0]} of {len(params.jobs)} job(s) could not be stopped")
     return Outcome(ExitCode.OK)

@@ -212,13 +212,14 @@ class Publisher:
 
     @property
     def max_payload(self) -> int | None:
-        """The server's max_payload (from INFO) once connected."""
-        return int(self._nc.max_payload) if self._nc is not None else None
+        """The server's max_payload once known: from INFO when connected, else as remembered in the
+        outbox from an earlier connection (by any process sharing it)."""
+        return int(self._nc.max_payload) if self._nc is not None else self._known_max_payload
 
     @property
     def payload_limit(self) -> int:
         """The largest message the door lets in: the server's max_payload, as last known, else 1 MiB."""
-        return self.max_payload or self._known_max_payload or DEFAULT_MAX_PAYLOAD
+        return self.max_payload or DEFAULT_MAX_PAYLOAD
 
     def outcome(self, seq: int) -> Ack | DeliveryError | None:
         """What became of a tracked event: its PubAck, why it is not delivered, or None (still trying)."""
