@@ -311,6 +311,9 @@ class Publisher:
                 await asyncio.sleep(1.0)
                 continue
             if not batch:
+                if self._rewind_from is not None:  # a failure reported after its batch was sent
+                    await self._rewind(backoff)
+                    continue
                 if self._parked and time.monotonic() - self._parked_at > self.retry_parked_after:
                     self._unpark()
                     continue
@@ -322,16 +325,21 @@ class Publisher:
                 continue
             await self._deliver(batch)
             if self._rewind_from is not None:
-                await self._settle()
-                self._flush_removals()
-                await self._classify_no_responders()
-                self._cursor = self._rewind_from - 1
-                self._rewind_from = None
-                delay = backoff.next()
-                log.debug("rewinding to seq %d after %.2fs", self._cursor + 1, delay)
-                await asyncio.sleep(delay)
+                await self._rewind(backoff)
             else:
                 backoff.reset()
+
+    async def _rewind(self, backoff: _Backoff) -> None:
+        """Send everything again from the oldest event in doubt, once nothing is in flight."""
+        await self._settle()
+        self._flush_removals()
+        await self._classify_no_responders()
+        assert self._rewind_from is not None
+        self._cursor = self._rewind_from - 1
+        self._rewind_from = None
+        delay = backoff.next()
+        log.debug("rewinding to seq %d after %.2fs", self._cursor + 1, delay)
+        await asyncio.sleep(delay)
 
     def _next_batch(self) -> list[StoredEvent]:
         """The next events after the cursor: from memory when just submitted, else from the outbox."""
@@ -483,6 +491,7 @@ class Publisher:
         if self._rewind_from is None or item.seq < self._rewind_from:
             self._rewind_from = item.seq
         self._slot_free.set()
+        self._wake.set()  # the delivery loop may be idle: the batch was sent before the failure came
 
     def _record_failure(self, item: StoredEvent, reason: str) -> None:
         try:
