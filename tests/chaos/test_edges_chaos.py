@@ -186,9 +186,9 @@ def test_full_disk_during_cs_stream_keeps_the_builds_exit_code_and_says_what_to_
 # -- a second signal ---------------------------------------------------------------------------------------
 
 # A build whose shell and grandchild ignore SIGTERM: only the SIGKILL after the grace period stops them.
-STUBBORN = "trap '' TERM; (exec sleep 300) & echo $! > {pid}; echo started; wait"  # sleep inherits the ignored TERM
+STUBBORN = "trap '' TERM; (exec sleep 271) & echo $! > {pid}; echo started; wait"  # sleep inherits the ignored TERM
 # A build whose shell dies at SIGTERM while its grandchild ignores it: the group must still be SIGKILLed.
-LEADER_DIES = "(trap '' TERM; exec sleep 300) & echo $! > {pid}; echo started; wait"
+LEADER_DIES = "(trap '' TERM; exec sleep 271) & echo $! > {pid}; echo started; wait"
 
 
 def _alive(pid: int) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from cloudstation.errors import ExitCode, OutboxFullError
+from cloudstation.errors import ExitCode, OutboxError, OutboxFullError
 
 
 @click.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
@@ -91,6 +91,7 @@ async def _run(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
 
+    lost = ""
     async with session:
         log = LogStream(
             session.publisher, identity, prefix=session.prefix, redactor=redactor, echo=display, phase=phase
@@ -120,9 +121,10 @@ async def _run(
                 log.spill(force=True)
                 if log.lost or log.held:
                     raise OutboxFullError(f"the outbox's disk is full: {log.lost + log.held} log line(s) not kept")
-        except OutboxFullError as exc:
-            # The command's own exit code stands; say what was lost and what to do.
-            click.echo(f"cs: error: {exc}; free space in CS_STATE_DIR ({session.outbox.state_dir})", err=True)
+        except (OutboxFullError, OutboxError) as exc:
+            lost = f"{exc}; free space in CS_STATE_DIR ({session.outbox.state_dir})"
+    if lost:  # last, after the delivery report: the command's own exit code stands
+        click.echo(f"cs: error: {lost}", err=True)
     return rc
 
 

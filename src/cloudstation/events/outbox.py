@@ -394,10 +394,13 @@ class Outbox:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (a full disk): never mask the cause.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def _other_owners(self) -> list[str]:
         rows = self._db.execute("SELECT DISTINCT owner FROM events WHERE owner != ?", (self.owner,))

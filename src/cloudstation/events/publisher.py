@@ -159,7 +159,11 @@ class Publisher:
     async def start(self) -> None:
         """Adopt events left by dead processes and start delivering in the background."""
         self._known_max_payload = self.outbox.known_max_payload()
-        adopted = self.outbox.adopt_orphans()
+        try:
+            adopted = self.outbox.adopt_orphans()
+        except OutboxFullError as exc:  # they stay with their dead owner for a later process
+            self._warn_outbox(exc)
+            adopted = 0
         if adopted:
             log.info("delivering %d event(s) left by an earlier process first", adopted)
         self._undelivered = self.outbox.count()
@@ -739,6 +743,8 @@ class Publisher:
         return self.settings.redact(describe(exc))
 
     async def _on_disconnected(self) -> None:
+        if self._nc is None:
+            return  # a connection attempt that failed: never connected, so never disconnected
         if not self._was_disconnected and not self._closing:
             log.warning("disconnected from NATS; events are kept in %s and retried", self.outbox.path)
         self._was_disconnected = True
