@@ -7,6 +7,7 @@ Every case runs the real ``cs`` in a subprocess; where a server is needed it is 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import sqlite3
@@ -562,3 +563,92 @@ def test_pending_shows_payload_and_state(cs: CsRunner) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+# -- 13. a slow connect is not an unreachable server ------------------------------------------------------
+
+
+class _SlowProxy:
+    """A TCP proxy in front of a real server that holds the server's first bytes (INFO) for ``delay``
+    seconds: a server slow to answer, as on a loaded machine."""
+
+    def __init__(self, upstream_port: int, delay: float) -> None:
+        import socket
+        import threading
+
+        self.delay = delay
+        self.upstream_port = upstream_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            threading.Thread(target=self._pump, args=(upstream, client, self.delay), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: object, dst: object, delay: float) -> None:
+        import socket
+        import time as _time
+
+        assert isinstance(src, socket.socket) and isinstance(dst, socket.socket)
+        first = True
+        try:
+            while data := src.recv(65536):
+                if first and delay:
+                    _time.sleep(delay)
+                first = False
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_slow_server_is_not_reported_unreachable_and_a_refusing_one_is(cs: CsRunner, nats_server: NatsServer) -> None:
+    assert cs("nats", "setup", env={"NATS_SERVERS": nats_server.url}).returncode == 0
+    proxy = _SlowProxy(nats_server.port, delay=3.0)  # longer than the 2 s the first attempt used to get
+    try:
+        env = {"NATS_SERVERS": f"nats://127.0.0.1:{proxy.port}"}
+        res = cs("events", "publish", "job.destroyed", "--data", DESTROYED, env=env)
+        assert res.returncode == 0, res.stderr
+        assert "cannot reach" not in res.stderr and "slow" not in res.stderr, res.stderr
+        res = cs("stream", "--deployment-id", "d-slow", "--job-id", "1", "--quiet", "--", "echo", "hi", env=env)
+        assert res.returncode == 0, res.stderr
+        assert "cannot reach" not in res.stderr, res.stderr
+    finally:
+        proxy.close()
+    assert [m.subject for m in read_stream(nats_server.url)] == ["job.destroyed", "build.log.d-slow"]
+    # a port that refuses connections: that is said at once, with the reason
+    down = _down()
+    res = cs(
+        "stream",
+        "--deployment-id",
+        "d-down",
+        "--job-id",
+        "1",
+        "--quiet",
+        "--",
+        "echo",
+        "hi",
+        env={"NATS_SERVERS": down, "CS_DELIVERY_TIMEOUT": "2s"},
+    )
+    assert res.returncode == 0
+    assert f"cannot reach NATS at {down} yet (ConnectionRefusedError" in res.stderr, res.stderr

@@ -46,6 +46,10 @@ _BATCH = 1024
 _FRESH_MAX = 8192
 _REMOVE_EVERY = 512
 _NO_TIMEOUT = 10 * 365 * 24 * 3600  # see _flush
+# One connection attempt's bound (TCP, INFO, CONNECT/PONG); a busy machine can take seconds.
+_CONNECT_TIMEOUT = 5
+# A server that accepts but has not completed a connection for this long is reported as slow.
+_SLOW_CONNECT_WARNING = 15.0
 
 
 class _PubAckWire(msgspec.Struct):
@@ -148,6 +152,7 @@ class Publisher:
         self._was_disconnected = False
         self._outbox_warned = False
         self._unreachable_logged = False
+        self._first_attempt_at: float | None = None
         self._tls_error: ssl.SSLCertVerificationError | None = None
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -642,13 +647,15 @@ class Publisher:
         """
         from nats.aio.client import Client
 
+        if self._first_attempt_at is None:
+            self._first_attempt_at = time.monotonic()
         nc = Client()
         opts = self.settings.connect_options()
         opts.update(
             allow_reconnect=True,
             max_reconnect_attempts=1,
             reconnect_time_wait=0.2,
-            connect_timeout=2,
+            connect_timeout=_CONNECT_TIMEOUT,
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
@@ -729,14 +736,36 @@ class Publisher:
             self.fatal = AuthError(f"NATS permission refused: {self.settings.redact(text)}")
             self._progress.set()
             return
-        if self._nc is None and not self._unreachable_logged:
+        if self._nc is None:
+            self._report_connect_failure(exc)
+        log.debug("nats: %s", self._describe(exc))
+
+    def _report_connect_failure(self, exc: Exception) -> None:
+        """Warn once, and only with the truth: a refused or unroutable connection means the server
+        cannot be reached; a timeout (no INFO or PONG in time) means it is slow, which under load is
+        normal for a few seconds, so that is said only when it lasts."""
+        now = time.monotonic()
+        if self._first_attempt_at is None:
+            self._first_attempt_at = now
+        if self._unreachable_logged:
+            return
+        if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
             self._unreachable_logged = True
             log.warning(
-                "cannot reach NATS at %s yet; events are kept in %s and retried",
+                "cannot reach NATS at %s yet (%s); events are kept in %s and retried",
                 self.settings.shown_servers,
+                self._describe(exc),
                 self.outbox.path,
             )
-        log.debug("nats: %s", self._describe(exc))
+        elif now - self._first_attempt_at >= _SLOW_CONNECT_WARNING:
+            self._unreachable_logged = True
+            log.warning(
+                "NATS at %s has not completed a connection in %.0fs (slow or overloaded?); events are kept "
+                "in %s and retried",
+                self.settings.shown_servers,
+                now - self._first_attempt_at,
+                self.outbox.path,
+            )
 
     def _describe(self, exc: BaseException) -> str:
         """A library error as one line, without any credential of the connection."""
