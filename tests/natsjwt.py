@@ -39,7 +39,8 @@ class Key:
     @property
     def public(self) -> str:
         kp = nkeys.from_seed(self.seed)
-        return kp.public_key.decode()
+        public: bytes = kp.public_key
+        return public.decode()
 
     def sign(self, data: bytes) -> bytes:
         kp = nkeys.from_seed(self.seed)
