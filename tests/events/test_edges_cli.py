@@ -652,3 +652,53 @@ def test_a_slow_server_is_not_reported_unreachable_and_a_refusing_one_is(cs: CsR
     )
     assert res.returncode == 0
     assert f"cannot reach NATS at {down} yet (ConnectionRefusedError" in res.stderr, res.stderr
+
+
+# -- 3. cs stream never produces an event it cannot deliver ---------------------------------------------
+
+
+def test_cs_stream_splits_on_the_real_envelope_with_the_longest_ids_on_a_small_server(
+    cs: CsRunner, tmp_path: Path
+) -> None:
+    limit = 4096
+    server = NatsServer(tmp_path / "small", config=f"max_payload: {limit}").start()
+    try:
+        env = {"NATS_SERVERS": server.url}
+        assert cs("nats", "setup", env=env).returncode == 0
+        # the widest envelope: ids at their bounds, made of characters JSON escapes (2 and 6 bytes each)
+        dep, service, owner, phase = "d" * 256, '"' * 256, "\x01" * 256, "p" * 64
+        line = "".join(f"{i:04d}é" + "\x01" * 30 for i in range(300))  # mostly 6-byte \u0001 escapes
+        code = f"import time; time.sleep(1); print({line!r})"
+        res = cs(
+            "stream",
+            "--deployment-id",
+            dep,
+            "--job-id",
+            str(2**63 - 1),
+            "--service-id",
+            service,
+            "--owner-id",
+            owner,
+            "--phase",
+            phase,
+            "--end",
+            "--quiet",
+            "--",
+            sys.executable,
+            "-c",
+            code,
+            env=env,
+        )
+        assert res.returncode == 0, res.stderr
+        assert "set aside" not in res.stderr, res.stderr
+        assert json.loads(cs("events", "pending", "--json").stdout) == []
+        stored = [m for m in read_stream(server.url) if m.subject == f"build.log.{dep}"]
+        assert len(stored) > 10
+        assert all(len(m.data) <= limit for m in stored)
+        payloads = sorted((m.json for m in stored), key=lambda p: p["sequence"])
+        assert "".join(p["content"] for p in payloads) == line + "\n"
+        assert {(p["serviceId"], p["ownerId"], p["phase"], p["jobId"]) for p in payloads} == {
+            (service, owner, phase, 2**63 - 1)
+        }
+    finally:
+        server.kill()
