@@ -192,7 +192,7 @@ def pending(as_json: bool, with_data: bool) -> None:
         total = outbox.count(mine=False) + outbox.count(mine=False, set_aside=True)
         if as_json:  # streamed: the outbox may hold millions of events
             click.echo("[", nl=False)
-            for i, r in enumerate(outbox.iter_pending()):
+            for i, r in enumerate(outbox.iter_pending(with_data=with_data)):
                 doc: dict[str, Any] = {
                     "seq": r.seq,
                     "kind": r.kind,
@@ -214,7 +214,7 @@ def pending(as_json: bool, with_data: bool) -> None:
             click.echo(f"no pending events ({outbox.path})")
             return
         click.echo(f"{total} pending event(s) in {outbox.path}:")
-        for r in outbox.iter_pending():
+        for r in outbox.iter_pending(with_data=with_data):
             err = f"  last error: {r.last_error}" if r.last_error else ""
             click.echo(
                 f"  #{r.seq} {r.kind:<26} {_shown(r.subject)}  id={r.msg_id}  age={_age(r.age_s)}  "

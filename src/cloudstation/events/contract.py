@@ -9,6 +9,7 @@ Nothing of ours is imported here but the error hierarchy.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -194,6 +195,20 @@ def _check_utf8(value: str, field: str) -> None:
         raise ContractError(f"{field} is not valid UTF-8") from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _subject_problem(kind: EventKind, subject: str) -> str:
+    """Why ``subject`` cannot be sent ("" when it can); cached: a log repeats one subject."""
+    size = len(subject.encode("utf-8", "surrogatepass"))
+    if size > MAX_SUBJECT_BYTES:
+        return (
+            f"{kind.value}: subject of {size} bytes is longer than {MAX_SUBJECT_BYTES} "
+            "(deployment id or NATS_STREAM_PREFIX too long)"
+        )
+    if not all(_TOKEN_RE.fullmatch(token) for token in subject.split(".")):
+        return f"{kind.value}: subject {shown(subject)} is not a valid NATS subject"
+    return ""
+
+
 def shown(value: str, limit: int = 60) -> str:
     """``repr(value)`` cut to about ``limit`` characters, for error messages about hostile input."""
     text = repr(value)
@@ -207,18 +222,13 @@ def admit(event: Event, max_payload: int) -> Event:
     longer than :data:`MAX_SUBJECT_BYTES` or with an invalid token, or a message (payload and
     headers) larger than ``max_payload`` (the server's, or :data:`DEFAULT_MAX_PAYLOAD` until it is known).
     """
-    subject = event.subject
-    if len(subject) > MAX_SUBJECT_BYTES or len(subject.encode("utf-8", "surrogatepass")) > MAX_SUBJECT_BYTES:
-        raise ContractError(
-            f"{event.kind.value}: subject of {len(subject.encode('utf-8', 'surrogatepass'))} bytes "
-            f"is longer than {MAX_SUBJECT_BYTES} (deployment id or NATS_STREAM_PREFIX too long)"
-        )
-    if not all(_TOKEN_RE.fullmatch(token) for token in subject.split(".")):
-        raise ContractError(f"{event.kind.value}: subject {shown(subject)} is not a valid NATS subject")
+    problem = _subject_problem(event.kind, event.subject)
+    if problem:
+        raise ContractError(problem)
     size = event.wire_size()
     if size > max_payload:
         raise ContractError(
-            f"{subject}: message of {size} bytes (payload and headers) exceeds the server's "
+            f"{event.subject}: message of {size} bytes (payload and headers) exceeds the server's "
             f"max_payload ({max_payload} bytes)"
         )
     return event
@@ -282,11 +292,16 @@ class Event:
         return headers
 
     def wire_size(self) -> int:
-        """Bytes the server counts against ``max_payload``: the payload and the encoded headers."""
-        headers = self.headers()
-        # NATS/1.0\r\n, then "Name: value\r\n" per header, then \r\n (as nats-py encodes them)
-        size = 10 + 2 + sum(len(k) + 2 + len(v.encode("utf-8", "surrogatepass")) + 2 for k, v in headers.items())
+        """Bytes the server counts against ``max_payload``: the payload and the encoded headers
+        (``NATS/1.0\\r\\n``, then ``Name: value\\r\\n`` per header, then ``\\r\\n``, as nats-py writes them)."""
+        size = _HEADERS_FIXED + len(self.msg_id) + len(self.kind.value)
+        if self.deployment_id:
+            size += _DEPLOYMENT_HEADER + len(self.deployment_id.encode("utf-8", "surrogatepass"))
         return len(self.data) + size
+
+
+_HEADERS_FIXED: Final = 10 + 2 + len(HEADER_MSG_ID) + 4 + len(HEADER_KIND) + 4
+_DEPLOYMENT_HEADER: Final = len(HEADER_DEPLOYMENT) + 4
 
 
 def subject_for(kind: EventKind, *, prefix: str = "", deployment_id: str = "") -> str:

@@ -341,14 +341,16 @@ class Outbox:
         """Every undelivered event in this outbox, whoever owns it, oldest first."""
         return list(self.iter_pending())
 
-    def iter_pending(self) -> Iterator[PendingEvent]:
-        """:meth:`pending`, streamed (the outbox may hold millions of events)."""
+    def iter_pending(self, *, with_data: bool = True) -> Iterator[PendingEvent]:
+        """:meth:`pending`, streamed (the outbox may hold millions of events); without ``with_data``,
+        payloads are not read (``data`` is empty)."""
         now = time.time()
         alive: dict[str, bool] = {}
+        data_column = "data" if with_data else "x''"
         try:
             rows = self._db.execute(
                 "SELECT seq, owner, kind, subject, msg_id, deployment_id, created_at, attempts, last_error, "
-                "set_aside, data FROM events ORDER BY seq"
+                f"set_aside, {data_column} FROM events ORDER BY seq"
             )
         except sqlite3.Error as exc:
             raise self.translate(exc) from None
