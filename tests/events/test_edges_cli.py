@@ -702,3 +702,10 @@ def test_cs_stream_splits_on_the_real_envelope_with_the_longest_ids_on_a_small_s
         }
     finally:
         server.kill()
+
+
+def test_durations_that_overflow_are_refused_in_flags_too(cs: CsRunner) -> None:
+    env = {"NATS_SERVERS": _down()}
+    _one_clean_error(cs("nats", "setup", "--max-age", "99999999999999d", env=env), 2, "--max-age")
+    _one_clean_error(cs("nats", "setup", "--duplicate-window", "9999999999h", env=env), 2, "--duplicate-window")
+    _one_clean_error(cs("events", "flush", "--timeout", "99999999999999999s", env=env), 2, "--timeout", "too long")

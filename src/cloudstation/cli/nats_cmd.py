@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
-from cloudstation.errors import ExitCode
+from cloudstation.errors import ConfigError, ExitCode
+
+_MAX_DAYS = 100 * 365
 
 
 @click.group()
@@ -67,7 +69,10 @@ def _days_or_duration(text: str, name: str) -> float:
     from cloudstation.natsconn import parse_duration
 
     if text.endswith("d") and text[:-1].isdigit():
-        return int(text[:-1]) * 86400.0
+        days = int(text[:-1])
+        if not 0 < days <= _MAX_DAYS:  # JetStream keeps durations as int64 nanoseconds
+            raise ConfigError(f"{name}: {text!r} must be between 1d and {_MAX_DAYS}d")
+        return days * 86400.0
     return parse_duration(text, name=name)
 
 
