@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from typing import Any
 
 import click
@@ -77,20 +76,10 @@ async def _run(
     session: Any, identity: Any, redactor: Any, display: Any, argv: list[str], phase: str, send_end: bool
 ) -> int:
     from cloudstation.events.logstream import LogStream
+    from cloudstation.events.stopping import StopSignals
 
-    loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
-    stopped: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        stopped.append(signum)
-        if len(stopped) == 1:  # a second signal must not interrupt the stopping of the command
-            main.cancel()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-
     lost = ""
     async with session:
         log = LogStream(
@@ -99,21 +88,20 @@ async def _run(
         if session.publisher is not None:
             log.check_fits(session.publisher.payload_limit)
         ticker = asyncio.create_task(_tick(display))
-        try:
-            rc = await log.run(argv)
-        except FileNotFoundError:
-            log.emit(f"cs: command not found: {argv[0]}", output="stderr")
-            rc = 127
-        except asyncio.CancelledError:
-            if not stopped:
-                raise
-            main.uncancel()
-            rc = 128 + stopped[0]
-            log.emit(f"cs: stopped by signal {stopped[0]}", output="stderr")
-        finally:
-            ticker.cancel()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
+        with StopSignals() as stop:
+            try:
+                rc = await log.run(argv)
+            except FileNotFoundError:
+                log.emit(f"cs: command not found: {argv[0]}", output="stderr")
+                rc = 127
+            except asyncio.CancelledError:
+                if stop.signum is None:
+                    raise
+                main.uncancel()
+                rc = 128 + stop.signum
+                log.emit(f"cs: stopped by signal {stop.signum}", output="stderr")
+            finally:
+                ticker.cancel()
         try:
             if send_end:
                 log.end("success" if rc == 0 else "failed")

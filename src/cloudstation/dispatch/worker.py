@@ -38,6 +38,7 @@ from cloudstation.events.logstream import Echo, LogIdentity, LogStream
 from cloudstation.events.outbox import default_state_dir
 from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
+from cloudstation.events.stopping import StopSignals
 from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
 from cloudstation.natsconn import format_duration, parse_duration
 
@@ -235,39 +236,30 @@ def _failed_code(signum: int | None) -> int:
 
 async def _supervise(start: Callable[[], Awaitable[None]], deadline: float, ctx: TaskContext) -> tuple[str, int | None]:
     """Run the task under the deadline and SIGTERM/SIGINT; ``(error, the signal that stopped it)``."""
-    loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
-    signals: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        if not signals:
-            signals.append(signum)
-            ctx.stopping = True
-            main.cancel()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
     error = ""
-    try:
-        async with asyncio.timeout(deadline):
-            await start()
-    except TimeoutError:
-        error = f"the job timed out after {format_duration(deadline)} (CS_JOB_TIMEOUT)"
-    except asyncio.CancelledError:
-        if not signals:
-            raise
-        main.uncancel()
-        error = f"stopped by {signal.Signals(signals[0]).name}"
-    except CsError as exc:
-        error = str(exc)
-    except Exception as exc:  # a bug: report it without its text (it may quote data)
-        log.debug("task crashed", exc_info=True)
-        error = f"internal error: {type(exc).__name__} (a bug in cs)"
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-    return " ".join(error.split()), (signals[0] if signals else None)
+
+    def on_stop() -> None:
+        ctx.stopping = True
+
+    with StopSignals(on_stop) as stop:
+        try:
+            async with asyncio.timeout(deadline):
+                await start()
+        except TimeoutError:
+            error = f"the job timed out after {format_duration(deadline)} (CS_JOB_TIMEOUT)"
+        except asyncio.CancelledError:
+            if stop.signum is None:
+                raise
+            main.uncancel()
+            error = f"stopped by {signal.Signals(stop.signum).name}"
+        except CsError as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug: report it without its text (it may quote data)
+            log.debug("task crashed", exc_info=True)
+            error = f"internal error: {type(exc).__name__} (a bug in cs)"
+    return " ".join(error.split()), stop.signum
 
 
 # ------------------------------------------------------------------------------------------- destroy
