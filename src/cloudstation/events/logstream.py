@@ -29,7 +29,6 @@ import codecs
 import contextlib
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from cloudstation.events.contract import (
 )
 from cloudstation.events.pipespool import PipeSpool, enlarge_pipe, start_reader
 from cloudstation.events.redaction import Redactor
+from cloudstation.events.stopping import stop_group
 
 Output = Literal["stdout", "stderr"]
 
@@ -68,7 +68,6 @@ log = logging.getLogger("cloudstation.events.logstream")
 _TAKE_BYTES = 256 * 1024  # bytes of output turned into lines between two yields to the event loop
 _SPILL_LINES = 1024
 _SPILL_INTERVAL = 0.05
-_KILL_GRACE = 2.0
 
 
 #: Variables of cs's own that a child process never inherits (seeds, tokens, the dispatch params).
@@ -221,7 +220,7 @@ class LogStream:
             await self._consume(spool, phase, capture)
             return await proc.wait()
         except BaseException:
-            await _stop_group(proc)
+            await stop_group(proc)
             raise
         finally:
             spool.close()
@@ -421,36 +420,3 @@ class LogStream:
 
 def _split(content: str, limit: int) -> list[str]:
     return [content[i : i + limit] for i in range(0, len(content), limit)]
-
-
-async def _stop_group(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the child's process group, then SIGKILL it after a grace period.
-
-    The stop always finishes: cancelling the caller again (a second signal) does not interrupt it;
-    the cancellation is passed on once the group is gone.
-    """
-    if proc.returncode is not None:
-        return
-    stopping = asyncio.ensure_future(_terminate_then_kill(proc))
-    cancelled = False
-    while not stopping.done():
-        try:
-            await asyncio.shield(stopping)
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-
-
-async def _terminate_then_kill(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        async with asyncio.timeout(_KILL_GRACE):
-            await proc.wait()
-    except TimeoutError:
-        pass
-    # SIGKILL the group in any case: the child may be gone while its children still run.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    await proc.wait()

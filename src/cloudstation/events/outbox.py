@@ -23,11 +23,9 @@ full disk is an :class:`~cloudstation.errors.OutboxFullError`.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from typing import Literal, ParamSpec, TypeVar
 
 from cloudstation.errors import OutboxError, OutboxFullError
 from cloudstation.events.contract import Event, EventKind
+from cloudstation.events.statefiles import FILE_MODE, hold_lock, private_dir, private_file, try_lock
 
 OUTBOX_FILENAME = "outbox.sqlite3"
 
@@ -72,8 +71,6 @@ _COLUMNS = {
     "attempts",
     "last_error",
 }
-_FILE_MODE = 0o600
-_DIR_MODE = 0o700
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -147,14 +144,14 @@ class Outbox:
         self.path = state_dir / OUTBOX_FILENAME
         self._owners_dir = state_dir / "owners"
         self.owner = new_owner_id()
-        _private_dir(state_dir)
-        _private_dir(self._owners_dir)
-        _private_file(self.path)  # before SQLite: its -wal and -shm copy the database's mode
+        private_dir(state_dir)
+        private_dir(self._owners_dir)
+        private_file(self.path)  # before SQLite: its -wal and -shm copy the database's mode
         for suffix in ("-wal", "-shm"):
             with contextlib.suppress(OSError):
-                os.chmod(f"{self.path}{suffix}", _FILE_MODE)  # left 0644 by an older cs
+                os.chmod(f"{self.path}{suffix}", FILE_MODE)  # left 0644 by an older cs
         try:
-            self._lock_fd = _hold_lock(self._owners_dir / f"{self.owner}.lock")
+            self._lock_fd = hold_lock(self._owners_dir / f"{self.owner}.lock")
         except OSError as exc:
             raise OutboxError(f"CS_STATE_DIR: cannot write in {self._owners_dir}: {exc.strerror}") from None
         try:
@@ -192,7 +189,7 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         for suffix in ("-wal", "-shm"):
             with contextlib.suppress(OSError):
-                os.chmod(f"{self.path}{suffix}", _FILE_MODE)
+                os.chmod(f"{self.path}{suffix}", FILE_MODE)
 
     def translate(self, exc: sqlite3.Error) -> Exception:
         """Our error for a SQLite error on this outbox."""
@@ -284,7 +281,7 @@ class Outbox:
         adopted = 0
         for owner in self._other_owners():
             lock_path = self._owners_dir / f"{owner}.lock"
-            fd = _try_lock(lock_path)
+            fd = try_lock(lock_path)
             if fd is None:
                 continue  # that process is alive: its events are its own
             try:
@@ -409,7 +406,7 @@ class Outbox:
         return [r[0] for r in rows]
 
     def _owner_alive(self, owner: str) -> bool:
-        fd = _try_lock(self._owners_dir / f"{owner}.lock")
+        fd = try_lock(self._owners_dir / f"{owner}.lock")
         if fd is None:
             return True
         os.close(fd)
@@ -430,55 +427,3 @@ def _as_ranges(seqs: list[int]) -> list[tuple[int, int]]:
 def new_owner_id() -> str:
     """A unique owner id for this process's rows."""
     return f"{os.getpid()}-{os.urandom(6).hex()}"
-
-
-def _private_dir(path: Path) -> None:
-    """Create ``path`` 0700 (parents as needed); a directory we created is 0700 whatever the umask."""
-    try:
-        path.mkdir(parents=True, exist_ok=False, mode=_DIR_MODE)
-        os.chmod(path, _DIR_MODE)
-    except FileExistsError:
-        if not path.is_dir():
-            raise OutboxError(f"CS_STATE_DIR: {path} exists and is not a directory") from None
-    except OSError as exc:
-        raise OutboxError(f"CS_STATE_DIR: cannot create {path}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise OutboxError(f"CS_STATE_DIR: {path} is not writable")
-
-
-def _private_file(path: Path) -> None:
-    """Create ``path`` 0600 if it does not exist; an existing file of ours is made 0600."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, _FILE_MODE)
-    except IsADirectoryError:
-        raise OutboxError(f"{path} is a directory, not a cs outbox; move it away") from None
-    except OSError as exc:
-        raise OutboxError(f"CS_STATE_DIR: cannot open {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OutboxError(f"{path} is not a regular file; move it away")
-        if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) != _FILE_MODE:
-            os.fchmod(fd, _FILE_MODE)
-    finally:
-        os.close(fd)
-
-
-def _hold_lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return fd
-
-
-def _try_lock(path: Path) -> int | None:
-    """Lock ``path`` if nobody holds it; None when a live process does."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd

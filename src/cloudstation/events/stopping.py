@@ -3,8 +3,8 @@
 :class:`StopSignals` is installed around the part of a command that runs children (``cs stream``, the
 lifecycle's apps, a dispatched task):
 
-- the first signal cancels the run's task once; cancelling stops the children (SIGTERM to their
-  process group, SIGKILL after 2 s: :mod:`cloudstation.events.logstream`);
+- the first signal cancels the run's task once; cancelling stops the children (:func:`stop_group`:
+  SIGTERM to their process group, SIGKILL to the group after 2 s);
 - more signals while it is installed are ignored, so that stop always finishes (a second Ctrl-C or
   SIGTERM never orphans the build);
 - when uninstalled, the handlers that were there before come back (not the default action that
@@ -15,12 +15,15 @@ lifecycle's apps, a dispatched task):
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_KILL_GRACE = 2.0
 
 
 class StopSignals:
@@ -65,3 +68,36 @@ class StopSignals:
             previous = self._previous.get(signum)
             if previous is not None:
                 signal.signal(signum, previous)
+
+
+async def stop_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the child's process group, then SIGKILL it after a grace period.
+
+    The stop always finishes: cancelling the caller again (a second signal) does not interrupt it;
+    the cancellation is passed on once the group is gone.
+    """
+    if proc.returncode is not None:
+        return
+    stopping = asyncio.ensure_future(_terminate_then_kill(proc))
+    cancelled = False
+    while not stopping.done():
+        try:
+            await asyncio.shield(stopping)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+async def _terminate_then_kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        async with asyncio.timeout(_KILL_GRACE):
+            await proc.wait()
+    except TimeoutError:
+        pass
+    # SIGKILL the group in any case: the child may be gone while its children still run.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
