@@ -181,6 +181,18 @@ def test_full_disk_during_cs_stream_keeps_the_builds_exit_code_and_says_what_to_
     res = cs("stream", "--deployment-id", "dep-full2", "--job-id", "1", "--quiet", "--", *build, env=env)
     assert res.returncode == 3, res.stderr
     assert "Traceback" not in res.stderr
+    # A disk so full that no outbox can be opened: the build still runs and keeps its exit code.
+    with contextlib.suppress(OSError), open(small_disk / "filler", "wb") as filler:
+        while True:
+            filler.write(b"\0" * 65536)
+    fresh = env | {"CS_STATE_DIR": str(small_disk / "fresh-state")}
+    res = cs(
+        "stream", "--deployment-id", "dep-full3", "--job-id", "1", "--end", "--", *build[:2], "print('hi')", env=fresh
+    )
+    assert res.returncode == 0, res.stderr
+    assert "hi" in res.stdout  # the build ran
+    assert "Traceback" not in res.stderr and "internal error" not in res.stderr
+    assert "the log of deployment dep-full3 was not published" in res.stderr.strip().splitlines()[-1], res.stderr
 
 
 # -- a second signal ---------------------------------------------------------------------------------------

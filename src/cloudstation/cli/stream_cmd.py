@@ -111,6 +111,8 @@ async def _run(
                     raise OutboxFullError(f"the outbox's disk is full: {log.lost + log.held} log line(s) not kept")
         except (OutboxFullError, OutboxError) as exc:
             lost = f"{exc}; free space in CS_STATE_DIR ({session.outbox.state_dir})"
+        if session.unavailable:
+            lost = f"{session.unavailable}: the log of deployment {identity.deployment_id} was not published"
     if lost:  # last, after the delivery report: the command's own exit code stands
         click.echo(f"cs: error: {lost}", err=True)
     return rc

@@ -709,6 +709,11 @@ class Publisher:
                 await asyncio.wait({task}, timeout=0.05)
         except BaseException:
             task.cancel()
+            # Its failure is ours to read, or asyncio prints "Task exception was never retrieved".
+            if task.done():
+                _retrieve(task)
+            else:
+                task.add_done_callback(_retrieve)
             raise
         task.result()
 
@@ -799,6 +804,11 @@ class _Backoff:
 
     def reset(self) -> None:
         self.current = 0.0
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _fail(fut: asyncio.Future[Ack] | None, err: DeliveryError) -> None:
