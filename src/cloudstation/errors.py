@@ -50,3 +50,20 @@ class AuthError(DeliveryError):
     """The server refused our credentials or a permission; events are kept in the outbox."""
 
     exit_code = ExitCode.NOPERM
+
+
+class RefusedError(DeliveryError):
+    """The server refused an event for good (e.g. larger than its max_payload): the event is set aside in
+    the outbox, reported by ``cs events pending`` and never resent."""
+
+    exit_code = ExitCode.FAILED
+
+
+class OutboxError(UsageError):
+    """The state directory or the outbox in it cannot be used (not a directory, not writable, not an outbox)."""
+
+
+class OutboxFullError(CsError):
+    """The disk holding the outbox is full: events could not be journaled."""
+
+    exit_code = ExitCode.FAILED

@@ -12,7 +12,10 @@ New: ``NATS_CREDS`` (a ``.creds`` file), ``NATS_CA_FILE`` (for ``tls://`` URLs),
 ``5s``, ``1m``, ``1h`` or plain seconds.
 
 Unlike the original, a server without auth works with ``NATS_SERVERS`` alone. Secret values (the
-seed) are held in :class:`Secret` and never appear in a message. Imports nothing of ours but errors.
+seed, credentials in a URL) are held in :class:`Secret` or shown through :func:`redact_url`, and never
+appear in a message. An invalid setting is a :class:`ConfigError` (exit 2) naming the variable: one
+bad ``NATS_SERVERS`` entry (empty, unparsable, port out of range) fails the whole setting. Imports
+nothing of ours but errors.
 """
 
 from __future__ import annotations
@@ -31,8 +34,14 @@ DEFAULT_PUBLISH_TIMEOUT = 5.0
 DEFAULT_FLUSH_TIMEOUT = 5.0
 DEFAULT_DELIVERY_TIMEOUT = 60.0
 
+#: The longest duration any setting accepts (a year): beyond it, timers overflow.
+MAX_DURATION = 365 * 24 * 3600.0
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_PREFIX_RE = re.compile(r"[^.*>\s]+(\.[^.*>\s]+)*")
+# Subject tokens: no separators, wildcards, white space or control characters (as events.contract).
+_TOKEN = r"[^.*>\s\x00-\x1f\x7f]+"
+_PREFIX_RE = re.compile(rf"{_TOKEN}(\.{_TOKEN})*")
+_MAX_PREFIX_BYTES = 256
+_SCHEMES = ("nats", "tls", "ws", "wss")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -55,12 +64,49 @@ class Secret:
 
 def validate_prefix(prefix: str) -> str:
     """Return a valid ``NATS_STREAM_PREFIX`` (possibly empty), else raise :class:`ConfigError`."""
+    if len(prefix.encode("utf-8", "surrogatepass")) > _MAX_PREFIX_BYTES:
+        raise ConfigError(f"NATS_STREAM_PREFIX is longer than {_MAX_PREFIX_BYTES} bytes")
     if prefix and not _PREFIX_RE.fullmatch(prefix):
+        shown = repr(prefix) if len(prefix) <= 60 else repr(prefix[:57]) + "..."
         raise ConfigError(
-            f"NATS_STREAM_PREFIX {prefix!r} is not a valid subject prefix "
-            "(dot-separated tokens without '*', '>' or white space)"
+            f"NATS_STREAM_PREFIX {shown} is not a valid subject prefix "
+            "(dot-separated tokens without '*', '>', white space or control characters)"
         )
+    try:
+        prefix.encode()
+    except UnicodeEncodeError:
+        raise ConfigError("NATS_STREAM_PREFIX is not valid UTF-8") from None
     return prefix
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any credentials (``user:pass@``, ``token@``) replaced by ``***``: every message
+    that names a server shows it through this function."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority_end = len(rest)
+    for stop in "/?#":
+        pos = rest.find(stop)
+        if pos != -1:
+            authority_end = min(authority_end, pos)
+    authority = rest[:authority_end]
+    if "@" in authority:
+        rest = "***@" + authority.rsplit("@", 1)[1] + rest[authority_end:]
+    return f"{scheme}{sep}{rest}"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials embedded in ``url`` (user, password or token), for the redaction set."""
+    rest = url.partition("://")[2] or url
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" not in authority:
+        return []
+    userinfo = authority.rsplit("@", 1)[0]
+    from urllib.parse import unquote
+
+    parts = [userinfo, *userinfo.split(":", 1)]
+    return [p for q in parts for p in (q, unquote(q)) if p]
 
 
 def parse_duration(text: str, *, name: str) -> float:
@@ -71,7 +117,15 @@ def parse_duration(text: str, *, name: str) -> float:
     value = float(match.group(1)) * _UNITS[match.group(2)]
     if value <= 0:
         raise ConfigError(f"{name}: the duration must be greater than zero")
+    check_duration(value, name=name)
     return value
+
+
+def check_duration(seconds: float, *, name: str) -> float:
+    """``seconds`` if it is at most :data:`MAX_DURATION` (a year), else a :class:`ConfigError`."""
+    if not seconds <= MAX_DURATION:
+        raise ConfigError(f"{name}: the duration is too long (at most {MAX_DURATION / 86400:.0f} days)")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -85,13 +139,33 @@ def format_duration(seconds: float) -> str:
 
 
 def normalize_server(url: str) -> str:
-    """``host:port`` → ``nats://host:port``; URLs with a scheme are kept."""
+    """``host:port`` → ``nats://host:port``; URLs with a scheme are kept. Errors never show credentials."""
+    from urllib.parse import urlsplit
+
     url = url.strip()
+    if not url:
+        raise ConfigError("NATS_SERVERS: an entry is empty (a stray comma?)")
     if "://" not in url:
-        return f"nats://{url}"
+        url = f"nats://{url}"
+    shown = redact_url(url)
+    try:
+        url.encode()
+    except UnicodeEncodeError:
+        raise ConfigError(f"NATS_SERVERS: {shown!r} is not valid UTF-8") from None
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
+        raise ConfigError(f"NATS_SERVERS: {shown!r} contains white space or control characters")
     scheme = url.split("://", 1)[0].lower()
-    if scheme not in ("nats", "tls", "ws", "wss"):
+    if scheme not in _SCHEMES:
         raise ConfigError(f"NATS_SERVERS: unsupported URL scheme {scheme!r} (use nats:// or tls://)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"NATS_SERVERS: {shown!r} is not a valid URL (the port must be 1-65535)") from None
+    if not parts.hostname:
+        raise ConfigError(f"NATS_SERVERS: {shown!r} has no host")
+    if port == 0:
+        raise ConfigError(f"NATS_SERVERS: {shown!r}: the port must be 1-65535")
     return url
 
 
@@ -108,6 +182,26 @@ class NatsSettings:
     flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
     name: str = "cs"
+
+    @property
+    def shown_servers(self) -> str:
+        """The server URLs as every message shows them: credentials replaced by ``***``."""
+        return ",".join(redact_url(s) for s in self.servers)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret of the connection (the seed, URL credentials), for the redaction set."""
+        found = [self.nkey_seed.reveal()] if self.nkey_seed is not None else []
+        for server in self.servers:
+            found.extend(url_secrets(server))
+        return found
+
+    def redact(self, text: str) -> str:
+        """``text`` without any of :attr:`secrets` (for messages that quote a library's error)."""
+        for secret in sorted(set(self.secrets), key=len, reverse=True):
+            if len(secret) >= 3:
+                text = text.replace(secret, "***")
+        return text
 
     @property
     def uses_tls(self) -> bool:
@@ -138,14 +232,10 @@ def settings_from_env(env: Mapping[str, str], *, required: bool = True) -> NatsS
                 "`cs nats serve` runs a local server)"
             )
         return None
-    servers = tuple(normalize_server(s) for s in raw_servers.split(",") if s.strip())
+    servers = tuple(normalize_server(s) for s in raw_servers.split(","))
     seed = _seed_from_env(env)
     creds = _creds_from_env(env)
-    ca_file = None
-    if env.get("NATS_CA_FILE"):
-        ca_file = Path(env["NATS_CA_FILE"])
-        if not ca_file.is_file():
-            raise ConfigError(f"NATS_CA_FILE: no such file: {ca_file}")
+    ca_file = _ca_from_env(env)
     return NatsSettings(
         servers=servers,
         prefix=validate_prefix(env.get("NATS_STREAM_PREFIX", "").strip()),
@@ -180,13 +270,31 @@ def _seed_from_env(env: Mapping[str, str]) -> Secret | None:
     return Secret(raw)
 
 
+def _ca_from_env(env: Mapping[str, str]) -> Path | None:
+    raw = env.get("NATS_CA_FILE", "").strip()
+    if not raw:
+        return None
+    ca_file = Path(raw)
+    if not ca_file.is_file():
+        raise ConfigError(f"NATS_CA_FILE: no such file: {ca_file}")
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=str(ca_file))
+    except (ssl.SSLError, ValueError, UnicodeError):
+        raise ConfigError(f"NATS_CA_FILE: {ca_file} holds no PEM CA certificate") from None
+    except OSError as exc:
+        raise ConfigError(f"NATS_CA_FILE: cannot read {ca_file}: {exc.strerror}") from None
+    return ca_file
+
+
 def _creds_from_env(env: Mapping[str, str]) -> Path | None:
     raw = env.get("NATS_CREDS", "").strip()
     if not raw:
         return None
     path = Path(raw)
     try:
-        text = path.read_text()
+        text = path.read_text(errors="replace")
     except OSError as exc:
         raise ConfigError(f"NATS_CREDS: cannot read {path}: {exc.strerror}") from None
     if "BEGIN NATS USER JWT" not in text or "BEGIN USER NKEY SEED" not in text:

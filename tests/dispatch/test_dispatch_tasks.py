@@ -415,7 +415,7 @@ def test_sigterm_publishes_the_failure_within_3s(
             os.kill(proc.pid, signal.SIGKILL)
     elapsed = time.monotonic() - started
     assert elapsed < 3, elapsed
-    assert proc.returncode == 1
+    assert proc.returncode == 128 + signal.SIGTERM  # the convention of every cs command
     assert outcome_events(stored(nats_server))[-2:] == [
         ("deployment.failed", {**RESULT, "type": "git_repo"}),
         ("build.log.end.dep-1", {"deploymentId": "dep-1", "jobId": 42, "status": "failed"}),

@@ -287,7 +287,7 @@ def small_server(tmp_path: Path) -> Iterator[NatsServer]:
     server.kill()
 
 
-def test_payload_over_max_payload_exits_75_and_keeps_the_event(cs: CsRunner, small_server: NatsServer) -> None:
+def test_payload_over_max_payload_is_set_aside_then_refused_at_the_door(cs: CsRunner, small_server: NatsServer) -> None:
     env = {"NATS_SERVERS": small_server.url}
     assert cs("nats", "setup", env=env).returncode == 0
     line = {
@@ -301,16 +301,35 @@ def test_payload_over_max_payload_exits_75_and_keeps_the_event(cs: CsRunner, sma
         "sequence": 1,
         "phase": "build",
     }
+    # Under 1 MiB, the door lets it in while the server's limit is unknown; the server's 4096 refuses it
+    # for good: set aside (exit 1, not "temporary" 75), kept, reported, never resent.
     res = cs("events", "publish", "build.log", "--data", json.dumps(line), env=env)
-    assert res.returncode == 75, res.stderr
+    assert res.returncode == 1, res.stderr
     err = _error_line(res.stderr)
-    assert "build.log.dep-big: payload of" in err
-    assert f"exceeds the server's max_payload ({MAX_PAYLOAD})" in err
-    assert "event kept in" in err
+    assert "build.log.dep-big: message of" in err
+    assert f"exceeds the server's max_payload ({MAX_PAYLOAD} bytes)" in err
+    assert "set aside in" in err
+    assert "flush" not in err
     pending = _pending(cs)
-    assert [p["subject"] for p in pending] == ["build.log.dep-big"]
+    assert [(p["subject"], p["state"]) for p in pending] == [("build.log.dep-big", "set aside")]
     assert "exceeds the server's max_payload" in str(pending[0]["last_error"])
     assert read_stream(small_server.url) == []
+    # The limit is now known: the same event is refused at the door (exit 2), nothing journaled, even
+    # with the server down.
+    small_server.stop()
+    res = cs("events", "publish", "build.log", "--data", json.dumps(line), env=env)
+    assert res.returncode == 2, res.stderr
+    assert f"exceeds the server's max_payload ({MAX_PAYLOAD} bytes)" in _error_line(res.stderr)
+    assert len(_pending(cs)) == 1
+    # flush does not pretend: only a set-aside event remains -> exit 1, and it is not resent
+    small_server.start()
+    res = cs("events", "flush", env=env)
+    assert res.returncode == 1, res.stderr
+    assert "1 event(s) set aside" in _error_line(res.stderr)
+    assert read_stream(small_server.url) == []
+    res = cs("events", "discard", str(pending[0]["seq"]), env=env)
+    assert res.returncode == 0 and "discarded 1" in res.stdout
+    assert _pending(cs) == []
 
 
 def _assert_split_and_reassembled(url: str, deployment: str) -> None:
@@ -339,9 +358,9 @@ def test_stream_splits_a_long_line_into_events_under_max_payload(cs: CsRunner, s
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known limitation: until the server's INFO is read, long lines are cut for a 64 KiB max_payload "
-    "(UNKNOWN_MAX_PAYLOAD); a server configured below that (here 4096) parks a long line read before the "
-    "connection ('exceeds the server's max_payload'), holding back the deployment's later events",
+    reason="known limitation: until the server's INFO is read (or remembered in the outbox from an earlier "
+    "connection), long lines are cut for a 64 KiB max_payload (UNKNOWN_MAX_PAYLOAD); a server configured below "
+    "that (here 4096) refuses such a piece for good: it is set aside (kept, reported), the rest is delivered",
 )
 def test_stream_splits_a_long_line_read_before_the_connection(
     cs: CsRunner, small_server: NatsServer, tmp_path: Path

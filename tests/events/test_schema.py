@@ -26,7 +26,9 @@ from cloudstation.events.schema import render
 # --- a checker for the JSON Schema subset in use -------------------------------------------------------
 
 _ANNOTATIONS = frozenset({"$schema", "$defs", "title", "description", "examples", "$comment"})
-_VALIDATORS = frozenset({"type", "properties", "required", "additionalProperties", "enum", "const"})
+_VALIDATORS = frozenset(
+    {"type", "properties", "required", "additionalProperties", "enum", "const", "minimum", "maximum", "maxLength"}
+)
 
 
 def _type_ok(value: Any, name: str) -> bool:
@@ -61,6 +63,12 @@ def schema_errors(schema: dict[str, Any], value: Any, path: str = "$") -> list[s
         errors.append(f"{path}: {value!r} is not one of {schema['enum']}")
     if "const" in schema and not _same(value, schema["const"]):
         errors.append(f"{path}: {value!r} is not {schema['const']!r}")
+    if "minimum" in schema and value < schema["minimum"]:
+        errors.append(f"{path}: {value!r} is below {schema['minimum']}")
+    if "maximum" in schema and value > schema["maximum"]:
+        errors.append(f"{path}: {value!r} is above {schema['maximum']}")
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        errors.append(f"{path}: longer than {schema['maxLength']} characters")
     if isinstance(value, dict):
         props: dict[str, Any] = schema.get("properties", {})
         for name in schema.get("required", []):
@@ -93,6 +101,14 @@ def test_checker_itself() -> None:
     assert schema_errors(schema, {"n": 1})
     assert schema_errors(schema, {"n": 1, "s": "a", "x": 0})
     assert schema_errors(schema, [])
+    bounded = {
+        "type": "object",
+        "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}, "s": {"type": "string", "maxLength": 2}},
+    }
+    assert schema_errors(bounded, {"n": 9, "s": "ab"}) == []
+    assert schema_errors(bounded, {"n": 10})
+    assert schema_errors(bounded, {"n": -1})
+    assert schema_errors(bounded, {"s": "abc"})
     with pytest.raises(AssertionError, match="does not support"):
         schema_errors({"pattern": "x"}, "x")
 

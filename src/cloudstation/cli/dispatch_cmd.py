@@ -1,8 +1,8 @@
 """``cs dispatch``: the Nomad-dispatched deployment worker (``NOMAD_META_TASK`` / ``NOMAD_META_PARAMS``).
 
-Exit codes: 0 the task succeeded; 1 it failed (or timed out, or was stopped by a signal); 2 unknown task,
-bad base64/JSON, invalid params or settings. Events not acknowledged in time stay in the outbox and do not
-change the exit code.
+Exit codes: 0 the task succeeded; 1 it failed (or timed out); 2 unknown task, bad base64/JSON, invalid
+params or settings; 128+N stopped by signal N (143 for SIGTERM). Events not acknowledged in time stay
+in the outbox and do not change the exit code.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def dispatch(task: str | None, params_file: Path | None, quiet: bool) -> None:
     \b
     Environment: NATS_* (see cs --help), CS_JOB_TIMEOUT (default 15m), CS_DELIVERY_TIMEOUT,
     CS_WORK_DIR (keep generated files there), CS_GIT_BASE_URL, BACKEND_URL / ACCESS_TOKEN.
-    Exit codes: 0 ok, 1 task failed / timed out / stopped, 2 invalid task, params or settings.
+    Exit codes: 0 ok, 1 task failed / timed out, 2 invalid task, params or settings,
+    128+N stopped by signal N (143 for SIGTERM, 130 for SIGINT).
     """
     from cloudstation.dispatch.worker import request_from_env, request_from_file, run
     from cloudstation.events.logstream import LogLine

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from cloudstation.errors import AuthError, ContractError, DeliveryError, ExitCode
+from cloudstation.errors import AuthError, ContractError, DeliveryError, ExitCode, RefusedError
 
 
 @click.group()
@@ -37,8 +37,11 @@ def publish(kind: str | None, data: str | None, batch: Any, deployment_id: str |
     from the payload).
 
     \b
-    Exit codes: 0 delivered; 2 invalid payload or settings;
-    75 not delivered within CS_DELIVERY_TIMEOUT (kept in the outbox: run `cs events flush`);
+    Exit codes: 0 every event was acknowledged by JetStream;
+    1 the server refused an event for good (set aside in the outbox, never resent);
+    2 invalid payload or settings, or an event that can never be delivered (nothing journaled);
+    75 not delivered within CS_DELIVERY_TIMEOUT, or held behind an earlier undelivered event of its
+    deployment (kept in the outbox: run `cs events flush`);
     77 authentication or permission refused (kept in the outbox).
     """
     from cloudstation.events import contract
@@ -52,7 +55,8 @@ def publish(kind: str | None, data: str | None, batch: Any, deployment_id: str |
     else:
         if not kind or data is None:
             raise click.UsageError("KIND and --data JSON are required (or --batch FILE)")
-        items = [(contract.parse_kind(kind), data.encode())]
+        # Undecodable bytes in the argument stay undecodable: the payload check says "not valid UTF-8".
+        items = [(contract.parse_kind(kind), data.encode("utf-8", "surrogateescape"))]
     settings = settings_from_env(os.environ)
     assert settings is not None
     evs = []
@@ -69,13 +73,19 @@ def _read_batch(stream: Any) -> list[tuple[Any, bytes]]:
 
     out = []
     name = getattr(stream, "name", "batch")
-    for lineno, line in enumerate(stream, 1):
+    lines = iter(stream)
+    lineno = 0
+    while True:
+        lineno += 1
+        try:
+            line = next(lines)
+        except StopIteration:
+            break
+        except UnicodeDecodeError:
+            raise ContractError(f"{name}:{lineno}: not valid UTF-8") from None
         if not line.strip():
             continue
-        try:
-            doc = msgspec.json.decode(line)
-        except msgspec.DecodeError as exc:
-            raise ContractError(f"{name}:{lineno}: not valid JSON ({exc})") from None
+        doc = contract.decode_json(line, f"{name}:{lineno}")
         if not isinstance(doc, dict) or "kind" not in doc or "data" not in doc:
             raise ContractError(f'{name}:{lineno}: expected {{"kind": ..., "data": {{...}}}}')
         try:
@@ -96,32 +106,52 @@ async def _publish(settings: Any, evs: list[Any], as_json: bool) -> None:
     try:
         pub = Publisher(settings, outbox)
         await pub.start()
-        seqs = pub.submit(evs, track=True)
+        try:
+            seqs = pub.submit(evs, track=True)  # the door: an undeliverable event is refused, exit 2
+        except ContractError:
+            await pub.close(timeout=0)
+            raise
         try:
             done = await pub.wait(seqs, timeout=settings.delivery_timeout)
         except DeliveryError as exc:  # refused for good: credentials, permissions, TLS trust
             await pub.close(timeout=0)
             raise type(exc)(f"{exc}; {len(seqs)} event(s) kept in {outbox.path}") from None
         failures: list[DeliveryError] = []
+        waiting = 0
         for ev, seq in zip(evs, seqs, strict=True):
-            res = pub.results.get(seq)
+            res = pub.outcome(seq)
             if isinstance(res, Ack):
                 _print_ack(ev, res, as_json)
             elif isinstance(res, DeliveryError):
                 failures.append(res)
+            else:
+                waiting += 1
         await pub.close(timeout=max(0.0, deadline - time.monotonic()))
     finally:
         outbox.close()
+    # 0 only when every event of this command was acknowledged: the worst outcome decides the code.
     if failures:
-        worst = next((f for f in failures if isinstance(f, AuthError)), failures[0])
-        raise type(worst)(f"{worst}; event kept in {outbox.path}")
-    if not done:
-        left = sum(1 for s in seqs if s not in pub.results)
+        worst = _worst(failures)
+        more = len(failures) + waiting - 1
+        extra = f" (and {more} more event(s) not delivered)" if more else ""
+        if isinstance(worst, RefusedError):
+            raise RefusedError(f"{worst}{extra}")
+        raise type(worst)(f"{worst}{extra}; kept in {outbox.path}; `cs events flush` retries")
+    if waiting or not done:
         raise DeliveryError(
-            f"{left} event(s) not delivered within {settings.delivery_timeout:g}s "
-            f"(NATS at {','.join(settings.servers)} unreachable?); kept in {outbox.path}; "
+            f"{waiting} event(s) not delivered within {settings.delivery_timeout:g}s "
+            f"(NATS at {settings.shown_servers} unreachable?); kept in {outbox.path}; "
             "run `cs events flush` when the server is back"
         )
+
+
+def _worst(failures: list[DeliveryError]) -> DeliveryError:
+    """Refused credentials first, then a refusal for good, then anything that a retry may cure."""
+    for cls in (AuthError, RefusedError):
+        for failure in failures:
+            if isinstance(failure, cls):
+                return failure
+    return failures[0]
 
 
 def _print_ack(ev: Any, ack: Any, as_json: bool) -> None:
@@ -144,19 +174,26 @@ def _print_ack(ev: Any, ack: Any, as_json: bool) -> None:
 
 @events.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-def pending(as_json: bool) -> None:
-    """List events kept in the outbox: not yet acknowledged by JetStream."""
+@click.option("--data", "with_data", is_flag=True, help="Show each event's payload too.")
+def pending(as_json: bool, with_data: bool) -> None:
+    """List events kept in the outbox (not yet acknowledged by JetStream) and why each is kept.
+
+    \b
+    State: waiting (will be delivered by the next cs or `cs events flush`; the last error says what
+    failed), set aside (refused by the server for good: never resent; `cs events discard` removes
+    it), or owned by a running cs (that process delivers it).
+    """
     import msgspec
 
     from cloudstation.events.outbox import Outbox, default_state_dir
 
     encoder = msgspec.json.Encoder()
     with Outbox(default_state_dir(os.environ)) as outbox:
-        total = outbox.count(mine=False)
+        total = outbox.count(mine=False) + outbox.count(mine=False, set_aside=True)
         if as_json:  # streamed: the outbox may hold millions of events
             click.echo("[", nl=False)
-            for i, r in enumerate(outbox.pending()):
-                doc = {
+            for i, r in enumerate(outbox.iter_pending(with_data=with_data)):
+                doc: dict[str, Any] = {
                     "seq": r.seq,
                     "kind": r.kind,
                     "subject": r.subject,
@@ -166,7 +203,10 @@ def pending(as_json: bool) -> None:
                     "attempts": r.attempts,
                     "last_error": r.last_error,
                     "owner_alive": r.owner_alive,
+                    "state": r.state,
                 }
+                if with_data:
+                    doc["data"] = _payload_text(r.data)
                 click.echo(("," if i else "") + encoder.encode(doc).decode(), nl=False)
             click.echo("]")
             return
@@ -174,12 +214,36 @@ def pending(as_json: bool) -> None:
             click.echo(f"no pending events ({outbox.path})")
             return
         click.echo(f"{total} pending event(s) in {outbox.path}:")
-        for r in outbox.pending():
-            owner = "" if not r.owner_alive else "  [owned by a running cs]"
+        for r in outbox.iter_pending(with_data=with_data):
             err = f"  last error: {r.last_error}" if r.last_error else ""
             click.echo(
-                f"  {r.kind:<26} {r.subject}  id={r.msg_id}  age={_age(r.age_s)}  attempts={r.attempts}{err}{owner}"
+                f"  #{r.seq} {r.kind:<26} {_shown(r.subject)}  id={r.msg_id}  age={_age(r.age_s)}  "
+                f"attempts={r.attempts}  [{r.state}]{err}"
             )
+            if with_data:
+                click.echo(f"      data: {_payload_text(r.data)}")
+
+
+def _payload_text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _shown(subject: str, limit: int = 200) -> str:
+    """A subject as listed: a poison one (thousands of characters) is cut."""
+    return subject if len(subject) <= limit else f"{subject[:limit]}... ({len(subject)} characters)"
+
+
+@events.command()
+@click.argument("seqs", nargs=-1, type=int, required=True)
+def discard(seqs: tuple[int, ...]) -> None:
+    """Delete set-aside events (by the #SEQ `cs events pending` shows); other events are never touched."""
+    from cloudstation.events.outbox import Outbox, default_state_dir
+
+    with Outbox(default_state_dir(os.environ)) as outbox:
+        deleted = outbox.discard(seqs)
+    click.echo(f"discarded {deleted} set-aside event(s)")
+    if deleted != len(set(seqs)):
+        raise click.exceptions.Exit(ExitCode.FAILED)
 
 
 def _age(seconds: float) -> str:
@@ -193,7 +257,11 @@ def _age(seconds: float) -> str:
 @events.command()
 @click.option("--timeout", "timeout", metavar="DURATION", help="How long to try (default CS_DELIVERY_TIMEOUT, 60s).")
 def flush(timeout: str | None) -> None:
-    """Deliver the events left in the outbox. Exit 0 when none remain, 75 otherwise."""
+    """Deliver the events left in the outbox.
+
+    Exit 0 when none remain; 75 when some could not be delivered yet (or belong to a running cs);
+    1 when only set-aside events remain (refused by the server for good: `cs events pending`).
+    """
     from cloudstation.natsconn import parse_duration, settings_from_env
 
     settings = settings_from_env(os.environ)
@@ -214,12 +282,18 @@ async def _flush(settings: Any, timeout: float) -> None:
         finally:
             report = await pub.close(timeout=0)
         others = outbox.count(mine=False) - report.undelivered
+        set_aside = outbox.count(mine=False, set_aside=True)
     click.echo(f"delivered {report.delivered} event(s)")
     if report.undelivered:
         reason = f": {report.errors[0]}" if report.errors else ""
         raise DeliveryError(f"{report.undelivered} event(s) still in {report.outbox_path}{reason}")
     if others:
         raise DeliveryError(f"{others} event(s) in {outbox.path} belong to a running cs process")
+    if set_aside:
+        raise RefusedError(
+            f"{set_aside} event(s) set aside in {outbox.path} (refused by the server for good, never resent): "
+            "`cs events pending` shows why, `cs events discard` removes them"
+        )
 
 
 @events.command()

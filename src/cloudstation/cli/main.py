@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -96,28 +97,52 @@ def cli(verbose: int, quiet: bool) -> None:
     _setup_logging(verbose, quiet)
 
 
+class _Terminated(BaseException):
+    """SIGTERM outside a command's own handling: ends ``cs`` like Ctrl-C does, with 128+N."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run ``cs``; a :class:`CsError` becomes one line on stderr and its exit code, never a traceback."""
+    """Run ``cs``; a :class:`CsError` becomes one line on stderr and its exit code, never a traceback.
+
+    A signal ends every command with 128+N (SIGINT 130, SIGTERM 143); commands that run a deployment
+    handle SIGTERM and SIGINT themselves (stop the child, publish the failure) and exit the same way.
+    """
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rc = cli.main(args=argv, prog_name="cs", standalone_mode=False)
     except CsError as exc:
         click.echo(f"cs: error: {exc}", err=True)
-        sys.exit(int(exc.exit_code))
+        _exit(int(exc.exit_code))
     except click.exceptions.Abort:
         click.echo("cs: aborted", err=True)
-        sys.exit(130)
+        _exit(130)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code)
+        _exit(ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("cs: interrupted", err=True)
-        sys.exit(130)
+        _exit(128 + signal.SIGINT)
+    except _Terminated:
+        click.echo("cs: stopped by SIGTERM", err=True)
+        _exit(128 + signal.SIGTERM)
     except Exception as exc:
         # A bug, not bad input. The message may quote data we were handed, so it is shown only with -vv.
         if logging.getLogger("cloudstation").isEnabledFor(logging.DEBUG):
             raise
         click.echo(f"cs: internal error: {type(exc).__name__} (a bug in cs; rerun with -vv for details)", err=True)
-        sys.exit(ExitCode.FAILED)
-    sys.exit(rc if isinstance(rc, int) else 0)
+        _exit(ExitCode.FAILED)
+    _exit(rc if isinstance(rc, int) else 0)
+
+
+def _exit(code: int | None) -> None:
+    """Exit with ``code``. The command is over: a signal during the interpreter's teardown (when Python
+    puts the default actions back) must not turn the exit code into a death by signal."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)

@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
-from cloudstation.errors import ExitCode
+from cloudstation.errors import ConfigError, ExitCode
+
+_MAX_DAYS = 100 * 365
 
 
 @click.group()
@@ -67,7 +69,10 @@ def _days_or_duration(text: str, name: str) -> float:
     from cloudstation.natsconn import parse_duration
 
     if text.endswith("d") and text[:-1].isdigit():
-        return int(text[:-1]) * 86400.0
+        days = int(text[:-1])
+        if not 0 < days <= _MAX_DAYS:  # JetStream keeps durations as int64 nanoseconds
+            raise ConfigError(f"{name}: {text!r} must be between 1d and {_MAX_DAYS}d")
+        return days * 86400.0
     return parse_duration(text, name=name)
 
 
@@ -82,7 +87,7 @@ def _fmt(seconds: float) -> str:
 async def _setup(settings: Any, spec: Any) -> Any:
     from cloudstation.events.stream import connect_plain, setup_stream
 
-    nc = await connect_plain(settings.connect_options())
+    nc = await connect_plain(settings)
     try:
         return await setup_stream(nc.jetstream(), spec)
     finally:
@@ -118,7 +123,7 @@ def check(as_json: bool) -> None:
 async def _check(settings: Any) -> Any:
     from cloudstation.events.stream import check, connect_plain
 
-    nc = await connect_plain(settings.connect_options())
+    nc = await connect_plain(settings)
     try:
         return await check(nc, settings.prefix)
     finally:

@@ -1,16 +1,20 @@
-"""``cs stream``: run any command with its output streamed as a deployment's build log."""
+"""``cs stream``: run any command with its output streamed as a deployment's build log.
+
+The exit code is the command's, whatever happens to the events (an outage, a full disk): what could
+not be delivered or kept is said on stderr. SIGTERM/SIGINT stop the command's whole process group
+(SIGTERM, SIGKILL after 2 s; a second signal does not interrupt that) and exit 128+N.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import signal
 from typing import Any
 
 import click
 
-from cloudstation.errors import ExitCode
+from cloudstation.errors import ExitCode, OutboxError, OutboxFullError
 
 
 @click.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
@@ -51,11 +55,13 @@ def stream(
     NATS: lines are kept in the local outbox and delivered as fast as the server allows.
     """
     from cloudstation.cli.display import LogDisplay, choose_mode
+    from cloudstation.events.contract import validate_field
     from cloudstation.events.logstream import LogIdentity
     from cloudstation.events.redaction import Redactor
     from cloudstation.events.session import EventSession
 
     identity = LogIdentity(deployment_id=deployment_id, job_id=job_id, service_id=service_id, owner_id=owner_id)
+    validate_field(phase, "--phase", limit=64)
     session = EventSession(os.environ, required=True)
     redactor = Redactor([os.environ.get(name, "") for name in redact_env] + session.secrets)
     display = LogDisplay(choose_mode(quiet=quiet, as_json=as_json))
@@ -70,43 +76,45 @@ async def _run(
     session: Any, identity: Any, redactor: Any, display: Any, argv: list[str], phase: str, send_end: bool
 ) -> int:
     from cloudstation.events.logstream import LogStream
+    from cloudstation.events.stopping import StopSignals
 
-    loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
-    stopped: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        stopped.append(signum)
-        main.cancel()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-
+    lost = ""
     async with session:
         log = LogStream(
             session.publisher, identity, prefix=session.prefix, redactor=redactor, echo=display, phase=phase
         )
+        if session.publisher is not None:
+            log.check_fits(session.publisher.payload_limit)
         ticker = asyncio.create_task(_tick(display))
+        with StopSignals() as stop:
+            try:
+                rc = await log.run(argv)
+            except FileNotFoundError:
+                log.emit(f"cs: command not found: {argv[0]}", output="stderr")
+                rc = 127
+            except asyncio.CancelledError:
+                if stop.signum is None:
+                    raise
+                main.uncancel()
+                rc = 128 + stop.signum
+                log.emit(f"cs: stopped by signal {stop.signum}", output="stderr")
+            finally:
+                ticker.cancel()
         try:
-            rc = await log.run(argv)
-        except FileNotFoundError:
-            log.emit(f"cs: command not found: {argv[0]}", output="stderr")
-            rc = 127
-        except asyncio.CancelledError:
-            if not stopped:
-                raise
-            main.uncancel()
-            rc = 128 + stopped[0]
-            log.emit(f"cs: stopped by signal {stopped[0]}", output="stderr")
-        finally:
-            ticker.cancel()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
-        if send_end:
-            log.end("success" if rc == 0 else "failed")
-        else:
-            log.spill()
+            if send_end:
+                log.end("success" if rc == 0 else "failed")
+            else:
+                log.spill(force=True)
+                if log.lost or log.held:
+                    raise OutboxFullError(f"the outbox's disk is full: {log.lost + log.held} log line(s) not kept")
+        except (OutboxFullError, OutboxError) as exc:
+            lost = f"{exc}; free space in CS_STATE_DIR ({session.outbox.state_dir})"
+        if session.unavailable:
+            lost = f"{session.unavailable}: the log of deployment {identity.deployment_id} was not published"
+    if lost:  # last, after the delivery report: the command's own exit code stands
+        click.echo(f"cs: error: {lost}", err=True)
     return rc
 
 

@@ -31,7 +31,7 @@ async def run_tail(
 
     from cloudstation.events.stream import connect_plain
 
-    nc = await connect_plain(settings.connect_options())
+    nc = await connect_plain(settings)
     try:
         js = nc.jetstream()
         try:

@@ -228,6 +228,8 @@ def _load(raw: bytes | str, *, base64_encoded: bool) -> object:
         return msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise ParamsError(f"params: not valid JSON{_json_where(str(exc))}") from None
+    except RecursionError:
+        raise ParamsError("params: JSON nested too deeply") from None
 
 
 def _json_where(message: str) -> str:

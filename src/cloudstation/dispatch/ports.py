@@ -169,6 +169,8 @@ async def detect_ports(
     ``read_by_builder``: the ports the builder plugin already read from this image's config (EXPOSE, else
     ``PORT=``), so the image is not inspected a second time; an empty tuple falls through to the defaults.
     """
+    exposed: list[int]
+    env_ports: list[int]
     if read_by_builder is not None:
         exposed, env_ports, problem = list(read_by_builder), [], ""
     else:

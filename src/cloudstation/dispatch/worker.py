@@ -7,8 +7,9 @@ Owns the process-level contract of a Nomad-dispatched job:
   names ``deploymentJobId``, ``deploymentId`` and ``serviceId``, ``deployment.failed`` and
   ``build.log.end failed`` are published first (the original published nothing);
 - the job deadline ``CS_JOB_TIMEOUT`` (default 15m) and SIGTERM / SIGINT cancel the running phase (its
-  children are stopped within 2 s), publish ``deployment.failed`` + ``build.log.end failed`` and exit 1
-  within 3 s;
+  children are stopped within 2 s, even if a second signal comes), publish ``deployment.failed`` +
+  ``build.log.end failed`` and exit within 3 s: 1 after the deadline, 128+N after signal N (as every
+  ``cs`` command);
 - at exit the events are awaited for ``CS_DELIVERY_TIMEOUT``; what is not acknowledged stays in the outbox
   (``$NOMAD_ALLOC_DIR/cs``) and is reported, without changing the exit code.
 """
@@ -37,6 +38,7 @@ from cloudstation.events.logstream import Echo, LogIdentity, LogStream
 from cloudstation.events.outbox import default_state_dir
 from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
+from cloudstation.events.stopping import StopSignals
 from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
 from cloudstation.natsconn import format_duration, parse_duration
 
@@ -224,44 +226,40 @@ async def _run_deploy(
                 await backend.aclose()
         if remove_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-    return Outcome(ExitCode.FAILED, redactor.redact(error)) if error else Outcome(ExitCode.OK)
+    return Outcome(_failed_code(stopped), redactor.redact(error)) if error else Outcome(ExitCode.OK)
 
 
-async def _supervise(start: Callable[[], Awaitable[None]], deadline: float, ctx: TaskContext) -> tuple[str, bool]:
-    """Run the task under the deadline and SIGTERM/SIGINT; ``(error, stopped by signal)``."""
-    loop = asyncio.get_running_loop()
+def _failed_code(signum: int | None) -> int:
+    """128+N after signal N (the convention of every ``cs`` command), else 1."""
+    return 128 + signum if signum else ExitCode.FAILED
+
+
+async def _supervise(start: Callable[[], Awaitable[None]], deadline: float, ctx: TaskContext) -> tuple[str, int | None]:
+    """Run the task under the deadline and SIGTERM/SIGINT; ``(error, the signal that stopped it)``."""
     main = asyncio.current_task()
     assert main is not None
-    signals: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        if not signals:
-            signals.append(signum)
-            ctx.stopping = True
-            main.cancel()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
     error = ""
-    try:
-        async with asyncio.timeout(deadline):
-            await start()
-    except TimeoutError:
-        error = f"the job timed out after {format_duration(deadline)} (CS_JOB_TIMEOUT)"
-    except asyncio.CancelledError:
-        if not signals:
-            raise
-        main.uncancel()
-        error = f"stopped by {signal.Signals(signals[0]).name}"
-    except CsError as exc:
-        error = str(exc)
-    except Exception as exc:  # a bug: report it without its text (it may quote data)
-        log.debug("task crashed", exc_info=True)
-        error = f"internal error: {type(exc).__name__} (a bug in cs)"
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-    return " ".join(error.split()), bool(signals)
+
+    def on_stop() -> None:
+        ctx.stopping = True
+
+    with StopSignals(on_stop) as stop:
+        try:
+            async with asyncio.timeout(deadline):
+                await start()
+        except TimeoutError:
+            error = f"the job timed out after {format_duration(deadline)} (CS_JOB_TIMEOUT)"
+        except asyncio.CancelledError:
+            if stop.signum is None:
+                raise
+            main.uncancel()
+            error = f"stopped by {signal.Signals(stop.signum).name}"
+        except CsError as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug: report it without its text (it may quote data)
+            log.debug("task crashed", exc_info=True)
+            error = f"internal error: {type(exc).__name__} (a bug in cs)"
+    return " ".join(error.split()), stop.signum
 
 
 # ------------------------------------------------------------------------------------------- destroy
@@ -296,7 +294,7 @@ async def _run_destroy(
         error, stopped = await _supervise(body, deadline, ctx)
         await session.close(STOP_DELIVERY_TIMEOUT if stopped else None)
     if error:
-        return Outcome(ExitCode.FAILED, redactor.redact(error))
+        return Outcome(_failed_code(stopped), redactor.redact(error))
     if failed and failed[0]:
         return Outcome(ExitCode.FAILED, f"{failed[0]} of {len(params.jobs)} job(s) could not be stopped")
     return Outcome(ExitCode.OK)

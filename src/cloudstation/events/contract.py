@@ -9,11 +9,12 @@ Nothing of ours is imported here but the error hierarchy.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -65,6 +66,27 @@ DESTROY_REASONS: Final[tuple[str, ...]] = (
 )
 
 
+# -- the door: limits every event must satisfy before it is journaled -----------------------------------
+#: Longest id (deploymentId, serviceId, teamId, userId, ownerId, job.destroyed id), in characters.
+MAX_ID_CHARS: Final = 256
+#: Longest phase tag, in characters.
+MAX_PHASE_CHARS: Final = 64
+#: Longest subject, prefix included, in bytes: far below the server's control-line limit (4 KiB by
+#: default), which drops the connection of a client that sends a longer ``PUB`` line.
+MAX_SUBJECT_BYTES: Final = 1024
+#: Longest ``NATS_STREAM_PREFIX``, in bytes.
+MAX_PREFIX_BYTES: Final = 256
+#: The server's ``max_payload`` until it has told us its own (the nats-server default, 1 MiB).
+DEFAULT_MAX_PAYLOAD: Final = 1024 * 1024
+#: ``jobId`` is a signed 64-bit integer (the backend's database column).
+JOB_ID_MIN: Final = -(2**63)
+JOB_ID_MAX: Final = 2**63 - 1
+
+JobId = Annotated[int, msgspec.Meta(ge=JOB_ID_MIN, le=JOB_ID_MAX)]
+Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS)]
+Phase = Annotated[str, msgspec.Meta(max_length=MAX_PHASE_CHARS)]
+
+
 class _Payload(msgspec.Struct, forbid_unknown_fields=True, rename="camel", frozen=True):
     """Base of every payload: camelCase on the wire, unknown fields rejected, every field required."""
 
@@ -72,48 +94,48 @@ class _Payload(msgspec.Struct, forbid_unknown_fields=True, rename="camel", froze
 class StatusChanged(_Payload, frozen=True):
     """``deployment.status.changed``."""
 
-    job_id: int
+    job_id: JobId
     status: DeploymentStatus
 
 
 class DeploymentResult(_Payload, frozen=True):
     """``deployment.succeeded`` and ``deployment.failed`` (same fields)."""
 
-    job_id: int
+    job_id: JobId
     type: DeploymentType
-    deployment_id: str
-    service_id: str
-    team_id: str
-    user_id: str
-    owner_id: str
+    deployment_id: Id
+    service_id: Id
+    team_id: Id
+    user_id: Id
+    owner_id: Id
 
 
 class JobDestroyed(_Payload, frozen=True):
     """``job.destroyed``; ``id`` is the service id."""
 
-    id: str
+    id: Id
     reason: DestroyReason
 
 
 class BuildLog(_Payload, frozen=True):
     """``build.log.<deploymentId>``: one line of a deployment's output."""
 
-    deployment_id: str
-    job_id: int
-    service_id: str
-    owner_id: str
+    deployment_id: Id
+    job_id: JobId
+    service_id: Id
+    owner_id: Id
     log_output: LogOutput
     content: str
     timestamp: int
     sequence: int
-    phase: str
+    phase: Phase
 
 
 class BuildLogEnd(_Payload, frozen=True):
     """``build.log.end.<deploymentId>``: the deployment's log is complete."""
 
-    deployment_id: str
-    job_id: int
+    deployment_id: Id
+    job_id: JobId
     status: LogEndStatus
 
 
@@ -129,8 +151,9 @@ PAYLOAD_TYPES: Final[dict[EventKind, type[_Payload]]] = {
 }
 
 _ENCODER = msgspec.json.Encoder()
-# One subject token: no separators, wildcards or white space, and not empty.
-_TOKEN_RE = re.compile(r"[^.*>\s]+")
+# One subject token: no separators, wildcards, white space or control characters, and not empty.
+TOKEN_CHARS: Final = r"[^.*>\s\x00-\x1f\x7f]"
+_TOKEN_RE = re.compile(TOKEN_CHARS + "+")
 
 
 def parse_kind(text: str) -> EventKind:
@@ -146,11 +169,69 @@ def validate_deployment_id(value: str, *, field: str = "deploymentId") -> str:
     """Return ``value`` if it can be used as one subject token, else raise :class:`ContractError`."""
     if not value:
         raise ContractError(f"{field} is empty; it is needed in the subject")
+    if len(value) > MAX_ID_CHARS:
+        raise ContractError(f"{field} is {len(value)} characters long; at most {MAX_ID_CHARS} are allowed")
     if not _TOKEN_RE.fullmatch(value):
         raise ContractError(
-            f"{field} {value!r} cannot be used in a subject (it must not contain '.', '*', '>' or white space)"
+            f"{field} {shown(value)} cannot be used in a subject "
+            "(it must not contain '.', '*', '>', white space or control characters)"
         )
+    _check_utf8(value, field)
     return value
+
+
+def validate_field(value: str, field: str, *, limit: int = MAX_ID_CHARS) -> str:
+    """Return ``value`` if it fits the contract's bound on ``field`` (and is valid UTF-8)."""
+    if len(value) > limit:
+        raise ContractError(f"{field} is {len(value)} characters long; at most {limit} are allowed")
+    _check_utf8(value, field)
+    return value
+
+
+def _check_utf8(value: str, field: str) -> None:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ContractError(f"{field} is not valid UTF-8") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _subject_problem(kind: EventKind, subject: str) -> str:
+    """Why ``subject`` cannot be sent ("" when it can); cached: a log repeats one subject."""
+    size = len(subject.encode("utf-8", "surrogatepass"))
+    if size > MAX_SUBJECT_BYTES:
+        return (
+            f"{kind.value}: subject of {size} bytes is longer than {MAX_SUBJECT_BYTES} "
+            "(deployment id or NATS_STREAM_PREFIX too long)"
+        )
+    if not all(_TOKEN_RE.fullmatch(token) for token in subject.split(".")):
+        return f"{kind.value}: subject {shown(subject)} is not a valid NATS subject"
+    return ""
+
+
+def shown(value: str, limit: int = 60) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for error messages about hostile input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}...' ({len(value)} characters)"
+
+
+def admit(event: Event, max_payload: int) -> Event:
+    """The door every event passes before it is journaled, and again before it is sent.
+
+    An event that can never be delivered is refused (:class:`ContractError`, exit 2): a subject
+    longer than :data:`MAX_SUBJECT_BYTES` or with an invalid token, or a message (payload and
+    headers) larger than ``max_payload`` (the server's, or :data:`DEFAULT_MAX_PAYLOAD` until it is known).
+    """
+    problem = _subject_problem(event.kind, event.subject)
+    if problem:
+        raise ContractError(problem)
+    size = event.wire_size()
+    if size > max_payload:
+        raise ContractError(
+            f"{event.subject}: message of {size} bytes (payload and headers) exceeds the server's "
+            f"max_payload ({max_payload} bytes)"
+        )
+    return event
 
 
 def decode_payload(kind: EventKind, data: bytes | str) -> Payload:
@@ -161,7 +242,23 @@ def decode_payload(kind: EventKind, data: bytes | str) -> Payload:
         raise ContractError(f"invalid {kind.value} payload: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ContractError(f"invalid {kind.value} payload: not valid JSON ({exc})") from None
+    except UnicodeError:
+        raise ContractError(f"invalid {kind.value} payload: not valid UTF-8") from None
+    except RecursionError:
+        raise ContractError(f"invalid {kind.value} payload: JSON nested too deeply") from None
     return payload
+
+
+def decode_json(data: bytes | str, where: str) -> object:
+    """Any JSON document handed to ``cs`` (a ``--batch`` line): bad input is a :class:`ContractError`."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ContractError(f"{where}: not valid JSON ({exc})") from None
+    except UnicodeError:
+        raise ContractError(f"{where}: not valid UTF-8") from None
+    except RecursionError:
+        raise ContractError(f"{where}: JSON nested too deeply") from None
 
 
 def new_msg_id() -> str:
@@ -194,6 +291,18 @@ class Event:
             headers[HEADER_DEPLOYMENT] = self.deployment_id
         return headers
 
+    def wire_size(self) -> int:
+        """Bytes the server counts against ``max_payload``: the payload and the encoded headers
+        (``NATS/1.0\\r\\n``, then ``Name: value\\r\\n`` per header, then ``\\r\\n``, as nats-py writes them)."""
+        size = _HEADERS_FIXED + len(self.msg_id) + len(self.kind.value)
+        if self.deployment_id:
+            size += _DEPLOYMENT_HEADER + len(self.deployment_id.encode("utf-8", "surrogatepass"))
+        return len(self.data) + size
+
+
+_HEADERS_FIXED: Final = 10 + 2 + len(HEADER_MSG_ID) + 4 + len(HEADER_KIND) + 4
+_DEPLOYMENT_HEADER: Final = len(HEADER_DEPLOYMENT) + 4
+
 
 def subject_for(kind: EventKind, *, prefix: str = "", deployment_id: str = "") -> str:
     """The full subject of an event of ``kind``."""
@@ -225,10 +334,17 @@ def make_event(
     dep = payload.deployment_id if isinstance(payload, DeploymentResult | BuildLog | BuildLogEnd) else deployment_id
     if dep or kind.per_deployment_subject:
         validate_deployment_id(dep)
+    try:
+        data = _ENCODER.encode(payload)
+    except UnicodeEncodeError:
+        raise ContractError(f"invalid {kind.value} payload: a text field is not valid UTF-8") from None
+    # A Struct built in code is not checked against its bounds (only decoding checks them): decode
+    # the bytes once, so every producer passes the same validation as `cs events publish --data`.
+    decode_payload(kind, data)
     return Event(
         kind=kind,
         subject=subject_for(kind, prefix=prefix, deployment_id=dep),
-        data=_ENCODER.encode(payload),
+        data=data,
         msg_id=msg_id or new_msg_id(),
         deployment_id=dep,
     )

@@ -9,11 +9,17 @@ stdout and stderr read concurrently) and ``cs``'s own progress lines (:meth:`Log
   ``timestamp`` is the Unix-ms time the line was read.
 - Every known secret is replaced by ``***`` before the line is journaled, published or shown.
 - A line too long for one message (the server's ``max_payload``) becomes several events; their
-  ``content`` concatenated in sequence order is the line.
+  ``content`` concatenated in sequence order is the line. The room left for ``content`` is measured
+  on the real envelope: the encoded payload with every other field (ids, phase) and the headers.
 - Reading a pipe never waits on NATS: lines collect in a small in-memory buffer that spills to the
   durable outbox (a local SQLite write); the publisher drains the outbox on its own.
 - :meth:`LogStream.end` publishes ``build.log.end`` as a barrier: after every line is acknowledged.
   A line after that is a programming error: :class:`LogStreamClosedError`, never published.
+- A full disk never stops the build: lines that cannot be journaled are held in memory (bounded) and
+  journaled when there is room; what could not be kept is counted (:attr:`LogStream.lost`) and
+  :meth:`LogStream.end` raises :class:`~cloudstation.errors.OutboxFullError` saying so.
+- Stopping a child (a cancelled run) always finishes: SIGTERM to its process group, SIGKILL after
+  2 s, even when the caller is cancelled again meanwhile (a second signal never orphans the build).
 """
 
 from __future__ import annotations
@@ -21,16 +27,19 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import logging
 import os
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from cloudstation.errors import CsError
+from cloudstation.errors import ContractError, CsError, OutboxFullError
 from cloudstation.events.contract import (
+    JOB_ID_MAX,
+    JOB_ID_MIN,
+    MAX_PHASE_CHARS,
     BuildLog,
     BuildLogEnd,
     Event,
@@ -40,20 +49,25 @@ from cloudstation.events.contract import (
     new_msg_id,
     subject_for,
     validate_deployment_id,
+    validate_field,
 )
 from cloudstation.events.pipespool import PipeSpool, enlarge_pipe, start_reader
 from cloudstation.events.redaction import Redactor
+from cloudstation.events.stopping import stop_group
 
 Output = Literal["stdout", "stderr"]
 
 # Until the server has told us its max_payload (INFO), lines are cut for a small one: a long line made
 # while NATS is unreachable must still fit a server configured below the 1 MiB default.
 UNKNOWN_MAX_PAYLOAD = 64 * 1024
-_ENVELOPE = 2048  # room for the other fields, headers and the protocol line
+_MIN_CONTENT_BYTES = 64  # an envelope leaving less room than this for the content is refused
+_HELD_MAX = 100_000  # lines held in memory while the outbox's disk is full
+_FULL_RETRY = 1.0  # seconds between two attempts to journal on a full disk
+
+log = logging.getLogger("cloudstation.events.logstream")
 _TAKE_BYTES = 256 * 1024  # bytes of output turned into lines between two yields to the event loop
 _SPILL_LINES = 1024
 _SPILL_INTERVAL = 0.05
-_KILL_GRACE = 2.0
 
 
 #: Variables of cs's own that a child process never inherits (seeds, tokens, the dispatch params).
@@ -90,6 +104,10 @@ class LogIdentity:
 
     def __post_init__(self) -> None:
         validate_deployment_id(self.deployment_id)
+        validate_field(self.service_id, "serviceId")
+        validate_field(self.owner_id, "ownerId")
+        if not JOB_ID_MIN <= self.job_id <= JOB_ID_MAX:
+            raise ContractError(f"jobId {self.job_id} is out of range (a signed 64-bit integer)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +148,11 @@ class LogStream:
         self._buffer: list[Event] = []
         self._ended = False
         self._spiller: asyncio.TimerHandle | None = None
+        self._envelopes: dict[str, int] = {}
+        self.envelope(phase)  # a phase tag that cannot be sent is refused now
+        self.lost = 0  # lines that could not be kept (the outbox's disk was full)
+        self._full: OutboxFullError | None = None
+        self._retry_at = 0.0
 
     # -- producing lines ---------------------------------------------------------------------------
 
@@ -197,7 +220,7 @@ class LogStream:
             await self._consume(spool, phase, capture)
             return await proc.wait()
         except BaseException:
-            await _stop_group(proc)
+            await stop_group(proc)
             raise
         finally:
             spool.close()
@@ -217,7 +240,7 @@ class LogStream:
                     partial[output] = lines.pop()
                     for line in lines:
                         self._add_line(line + "\n", output, phase, read_ms, capture)
-                    if len(partial[output]) > self._max_chars():
+                    if len(partial[output]) > self._max_chars(phase):
                         partial[output] = self._emit_long_prefix(partial[output], output, phase, read_ms, capture)
                 if not chunk.data:
                     open_pipes -= 1
@@ -237,15 +260,47 @@ class LogStream:
         self._add_line(partial[:cut], output, phase, read_ms, capture)
         return partial[cut:]
 
-    def _max_chars(self) -> int:
+    def envelope(self, phase: str) -> int:
+        """Bytes of a ``build.log`` message of this log without its content: every other field at its
+        widest, the headers. Raises :class:`ContractError` for a phase tag the contract refuses."""
+        size = self._envelopes.get(phase)
+        if size is None:
+            validate_field(phase, "phase", limit=MAX_PHASE_CHARS)
+            ident = self.identity
+            widest = BuildLog(
+                deployment_id=ident.deployment_id,
+                job_id=ident.job_id,
+                service_id=ident.service_id,
+                owner_id=ident.owner_id,
+                log_output="stdout",
+                content="",
+                timestamp=10**15,
+                sequence=10**15,
+                phase=phase,
+            )
+            probe = Event(EventKind.BUILD_LOG, self._subject, encode_payload(widest), new_msg_id(), ident.deployment_id)
+            size = self._envelopes[phase] = probe.wire_size()
+        return size
+
+    def check_fits(self, max_payload: int) -> None:
+        """Refuse (exit 2) an identity whose envelope leaves no room for content under ``max_payload``."""
+        for phase in list(self._envelopes):
+            if max_payload - self.envelope(phase) < _MIN_CONTENT_BYTES:
+                raise ContractError(
+                    f"the log's ids and phase take {self.envelope(phase)} bytes of each message: "
+                    f"no room for content under the server's max_payload ({max_payload} bytes)"
+                )
+
+    def _max_chars(self, phase: str | None = None) -> int:
         limit = (self._sink.max_payload if self._sink is not None else None) or UNKNOWN_MAX_PAYLOAD
+        room = limit - self.envelope(phase or self.phase)
         # msgspec writes at most 6 bytes per character (\u00XX escapes); stay under the limit always.
-        return max(64, (limit - _ENVELOPE) // 6)
+        return max(1, room // 6)
 
     def _add_line(self, raw: str, output: Output, phase: str, now_ms: int, capture: list[str] | None) -> None:
         self._check_open()
         content = self.redactor.redact(raw)
-        limit = self._max_chars()
+        limit = self._max_chars(phase)
         pieces = [content] if len(content) <= limit else _split(content, limit)
         if capture is not None:
             capture.append(content)
@@ -277,14 +332,46 @@ class LogStream:
             with contextlib.suppress(RuntimeError):  # no running loop: the next spill or end() takes it
                 self._spiller = asyncio.get_running_loop().call_later(_SPILL_INTERVAL, self.spill)
 
-    def spill(self) -> None:
-        """Move buffered lines to the durable outbox now (a local write; never waits on NATS)."""
+    def spill(self, *, force: bool = False) -> None:
+        """Move buffered lines to the durable outbox now (a local write; never waits on NATS).
+
+        While the disk is full, attempts are spaced out unless ``force``."""
         if self._spiller is not None:
             self._spiller.cancel()
             self._spiller = None
-        if self._buffer and self._sink is not None:
-            batch, self._buffer = self._buffer, []
+        if not self._buffer or self._sink is None:
+            return
+        if self._full is not None and not force and time.monotonic() < self._retry_at:
+            self._hold()
+            return
+        batch, self._buffer = self._buffer, []
+        try:
             self._sink.submit(batch)
+        except OutboxFullError as exc:
+            if self._full is None:
+                log.warning("%s; log lines are held in memory and journaled when there is room", exc)
+            self._full = exc
+            self._retry_at = time.monotonic() + _FULL_RETRY
+            self._buffer = batch
+            self._hold()
+            return
+        if self._full is not None:
+            log.warning("the outbox has room again: the held log lines are journaled")
+            self._full = None
+
+    @property
+    def held(self) -> int:
+        """Lines not journaled yet (held in memory while the outbox's disk is full)."""
+        return len(self._buffer) if self._full is not None else 0
+
+    def _hold(self) -> None:
+        """Keep at most :data:`_HELD_MAX` lines in memory; count the others as lost; retry later."""
+        if len(self._buffer) > _HELD_MAX:
+            self.lost += len(self._buffer) - _HELD_MAX
+            del self._buffer[_HELD_MAX:]
+        if self._spiller is None:
+            with contextlib.suppress(RuntimeError):
+                self._spiller = asyncio.get_running_loop().call_later(_FULL_RETRY, self.spill)
 
     # -- the end -----------------------------------------------------------------------------------
 
@@ -295,14 +382,30 @@ class LogStream:
         raises :class:`LogStreamClosedError`.
         """
         self._check_open()
-        self.spill()
+        self.spill(force=True)
         self._ended = True
         if self._sink is None:
             return None
         ident = self.identity
         end = BuildLogEnd(deployment_id=ident.deployment_id, job_id=ident.job_id, status=status)
-        (seq,) = self._sink.submit([make_event(EventKind.BUILD_LOG_END, end, prefix=self._prefix)], track=True)
+        try:
+            if self._buffer:
+                raise self._full or OutboxFullError("the outbox is full")
+            (seq,) = self._sink.submit([make_event(EventKind.BUILD_LOG_END, end, prefix=self._prefix)], track=True)
+        except OutboxFullError as exc:
+            self._cancel_spiller()
+            lost = self.lost + len(self._buffer)
+            self._buffer = []
+            raise OutboxFullError(
+                f"{exc}: {lost} log line(s) and the end of the log of deployment {ident.deployment_id} "
+                "could not be kept"
+            ) from None
         return seq
+
+    def _cancel_spiller(self) -> None:
+        if self._spiller is not None:
+            self._spiller.cancel()
+            self._spiller = None
 
     @property
     def ended(self) -> bool:
@@ -317,17 +420,3 @@ class LogStream:
 
 def _split(content: str, limit: int) -> list[str]:
     return [content[i : i + limit] for i in range(0, len(content), limit)]
-
-
-async def _stop_group(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the child's process group, then SIGKILL it after a grace period."""
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(asyncio.shield(proc.wait()), _KILL_GRACE)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()

@@ -8,20 +8,33 @@ Several ``cs`` processes may share one outbox. Each process owns the rows it app
 holds an exclusive ``flock`` on ``owners/<owner>.lock`` for its whole life. Rows whose owner's lock can
 be taken belong to a dead process: :meth:`Outbox.adopt_orphans` moves them to the caller, so a live
 process's events are never delivered by another one.
+
+An event the server refuses for good (larger than its ``max_payload``, refused by the stream's own
+limits) is *set aside*: it stays in the outbox, is reported by ``cs events pending``, and is never
+sent again, so it can block neither its own deployment's later events, nor other deployments, nor
+the processes that adopt it.
+
+The state directory is created 0700 and every file in it (the database, its ``-wal`` and ``-shm``,
+the owner locks) is 0600, whatever the umask: the journal holds every event. A state directory or a
+database that cannot be used is an :class:`~cloudstation.errors.OutboxError` (exit 2) naming it; a
+full disk is an :class:`~cloudstation.errors.OutboxFullError`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import functools
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, ParamSpec, TypeVar
 
+from cloudstation.errors import OutboxError, OutboxFullError
 from cloudstation.events.contract import Event, EventKind
+from cloudstation.events.statefiles import FILE_MODE, hold_lock, private_dir, private_file, try_lock
 
 OUTBOX_FILENAME = "outbox.sqlite3"
 
@@ -38,9 +51,29 @@ CREATE TABLE IF NOT EXISTS events (
     data          BLOB    NOT NULL,
     created_at    REAL    NOT NULL,
     attempts      INTEGER NOT NULL DEFAULT 0,
-    last_error    TEXT    NOT NULL DEFAULT ''
+    last_error    TEXT    NOT NULL DEFAULT '',
+    set_aside     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 """
+_COLUMNS = {
+    "seq",
+    "owner",
+    "msg_id",
+    "kind",
+    "subject",
+    "deployment_id",
+    "data",
+    "created_at",
+    "attempts",
+    "last_error",
+}
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
@@ -77,6 +110,30 @@ class PendingEvent:
     attempts: int
     last_error: str
     owner_alive: bool
+    set_aside: bool
+    data: bytes
+
+    @property
+    def state(self) -> Literal["set aside", "waiting", "owned by a running cs"]:
+        """Why the event is kept: set aside for good, waiting for delivery, or another live process's."""
+        if self.set_aside:
+            return "set aside"
+        return "owned by a running cs" if self.owner_alive else "waiting"
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn SQLite's errors into ours: a full disk, or a file that is not (or no longer) an outbox."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            outbox = args[0]
+            assert isinstance(outbox, Outbox)
+            raise outbox.translate(exc) from None
+
+    return wrapper
 
 
 class Outbox:
@@ -86,22 +143,70 @@ class Outbox:
         self.state_dir = state_dir
         self.path = state_dir / OUTBOX_FILENAME
         self._owners_dir = state_dir / "owners"
-        self._owners_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.owner = new_owner_id()
-        self._lock_fd = _hold_lock(self._owners_dir / f"{self.owner}.lock")
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        private_dir(state_dir)
+        private_dir(self._owners_dir)
+        private_file(self.path)  # before SQLite: its -wal and -shm copy the database's mode
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.chmod(f"{self.path}{suffix}", FILE_MODE)  # left 0644 by an older cs
+        try:
+            self._lock_fd = hold_lock(self._owners_dir / f"{self.owner}.lock")
+        except OSError as exc:
+            raise OutboxError(f"CS_STATE_DIR: cannot write in {self._owners_dir}: {exc.strerror}") from None
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            os.close(self._lock_fd)
+            raise self.translate(exc) from None
+        try:
+            self._open()
+        except sqlite3.Error as exc:
+            self._db.close()
+            os.close(self._lock_fd)
+            raise self.translate(exc) from None
+        except OutboxError:
+            self._db.close()
+            os.close(self._lock_fd)
+            raise
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed row survives a crash or kill of this process (and of the
         # server); only a power loss may drop the last transactions.
         self._db.execute("PRAGMA synchronous=NORMAL")
         # Fewer, larger checkpoints: the journal churns (insert, then delete after the PubAck).
         self._db.execute("PRAGMA wal_autocheckpoint=4000")
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables - {"events", "meta", "sqlite_sequence"}:
+            raise OutboxError(f"{self.path} is a database but not a cs outbox (it has other tables); move it away")
+        if "events" in tables:
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(events)")}
+            if not columns >= _COLUMNS:
+                raise OutboxError(f"{self.path} is a database but not a cs outbox (unknown schema); move it away")
+            if "set_aside" not in columns:  # an outbox written by an older cs
+                self._db.execute("ALTER TABLE events ADD COLUMN set_aside INTEGER NOT NULL DEFAULT 0")
         self._db.executescript(_SCHEMA)
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.chmod(f"{self.path}{suffix}", FILE_MODE)
+
+    def translate(self, exc: sqlite3.Error) -> Exception:
+        """Our error for a SQLite error on this outbox."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_FULL:
+            return OutboxFullError(f"the disk holding the outbox {self.path} is full: free space there")
+        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR):
+            return OutboxError(f"CS_STATE_DIR: cannot use the outbox {self.path}: {exc}")
+        if isinstance(exc, sqlite3.DatabaseError) and code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            return OutboxError(f"{self.path} is not a cs outbox or is damaged ({exc}); move it away")
+        if code == sqlite3.SQLITE_BUSY:
+            return OutboxError(f"the outbox {self.path} is locked by another process for too long")
+        return OutboxError(f"the outbox {self.path} cannot be used: {exc}")
 
     # -- writing -----------------------------------------------------------------------------------
 
+    @_guarded
     def append(self, events: Sequence[Event]) -> list[int]:
         """Journal ``events`` in one transaction; returns their sequence numbers, in order."""
         if not events:
@@ -126,6 +231,7 @@ class Outbox:
             last = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
         return list(range(last - len(rows) + 1, last + 1))
 
+    @_guarded
     def remove(self, seqs: Iterable[int]) -> None:
         """Forget delivered events (acknowledged by JetStream). Acks mostly come in order, so the
         seqs are deleted as ranges."""
@@ -134,6 +240,7 @@ class Outbox:
             with self._transaction() as db:
                 db.executemany("DELETE FROM events WHERE seq BETWEEN ? AND ?", ranges)
 
+    @_guarded
     def record_failure(self, seqs: Iterable[int], error: str) -> None:
         """Count one more failed attempt for ``seqs`` and remember why (a secret-free message)."""
         rows = [(error[:500], s) for s in seqs]
@@ -141,12 +248,40 @@ class Outbox:
             with self._transaction() as db:
                 db.executemany("UPDATE events SET attempts = attempts + 1, last_error = ? WHERE seq = ?", rows)
 
+    @_guarded
+    def set_aside(self, seq: int, error: str) -> None:
+        """Keep ``seq`` for good but never send it again (the server refused it for good)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE events SET set_aside = 1, attempts = attempts + 1, last_error = ? WHERE seq = ?",
+                (error[:500], seq),
+            )
+
+    @_guarded
+    def discard(self, seqs: Iterable[int]) -> int:
+        """Delete set-aside events (an operator's decision); returns how many were deleted."""
+        with self._transaction() as db:
+            cur = db.executemany("DELETE FROM events WHERE seq = ? AND set_aside = 1", [(s,) for s in seqs])
+            return int(cur.rowcount)
+
+    @_guarded
+    def known_max_payload(self) -> int | None:
+        """The server's ``max_payload`` as last seen by any process sharing this outbox."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'max_payload'").fetchone()
+        return int(row[0]) if row and str(row[0]).isdigit() else None
+
+    @_guarded
+    def remember_max_payload(self, value: int) -> None:
+        if value != self.known_max_payload():
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('max_payload', ?)", (str(value),))
+
+    @_guarded
     def adopt_orphans(self) -> int:
         """Take over the events of every dead owner; returns how many were adopted."""
         adopted = 0
         for owner in self._other_owners():
             lock_path = self._owners_dir / f"{owner}.lock"
-            fd = _try_lock(lock_path)
+            fd = try_lock(lock_path)
             if fd is None:
                 continue  # that process is alive: its events are its own
             try:
@@ -161,11 +296,12 @@ class Outbox:
 
     # -- reading -----------------------------------------------------------------------------------
 
+    @_guarded
     def next_batch(self, after_seq: int, limit: int) -> list[StoredEvent]:
         """This owner's events with ``seq > after_seq``, oldest first."""
         rows = self._db.execute(
             "SELECT seq, kind, subject, data, msg_id, deployment_id, created_at, attempts FROM events "
-            "WHERE owner = ? AND seq > ? ORDER BY seq LIMIT ?",
+            "WHERE owner = ? AND seq > ? AND set_aside = 0 ORDER BY seq LIMIT ?",
             (self.owner, after_seq, limit),
         ).fetchall()
         return [
@@ -184,22 +320,38 @@ class Outbox:
             for seq, kind, subject, data, msg_id, dep, created, attempts in rows
         ]
 
-    def count(self, *, mine: bool = True) -> int:
-        """How many undelivered events this owner (or, with ``mine=False``, anyone) has."""
+    @_guarded
+    def count(self, *, mine: bool = True, set_aside: bool = False) -> int:
+        """How many events this owner (or, with ``mine=False``, anyone) has still to deliver; with
+        ``set_aside``, how many are set aside instead."""
+        flag = 1 if set_aside else 0
         if mine:
-            row = self._db.execute("SELECT COUNT(*) FROM events WHERE owner = ?", (self.owner,)).fetchone()
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM events WHERE owner = ? AND set_aside = ?", (self.owner, flag)
+            ).fetchone()
         else:
-            row = self._db.execute("SELECT COUNT(*) FROM events").fetchone()
+            row = self._db.execute("SELECT COUNT(*) FROM events WHERE set_aside = ?", (flag,)).fetchone()
         return int(row[0])
 
-    def pending(self) -> Iterator[PendingEvent]:
-        """Every undelivered event in this outbox, whoever owns it, oldest first (streamed)."""
+    @_guarded
+    def pending(self) -> list[PendingEvent]:
+        """Every undelivered event in this outbox, whoever owns it, oldest first."""
+        return list(self.iter_pending())
+
+    def iter_pending(self, *, with_data: bool = True) -> Iterator[PendingEvent]:
+        """:meth:`pending`, streamed (the outbox may hold millions of events); without ``with_data``,
+        payloads are not read (``data`` is empty)."""
         now = time.time()
         alive: dict[str, bool] = {}
-        for seq, owner, kind, subject, msg_id, dep, created, attempts, err in self._db.execute(
-            "SELECT seq, owner, kind, subject, msg_id, deployment_id, created_at, attempts, last_error "
-            "FROM events ORDER BY seq"
-        ):
+        data_column = "data" if with_data else "x''"
+        try:
+            rows = self._db.execute(
+                "SELECT seq, owner, kind, subject, msg_id, deployment_id, created_at, attempts, last_error, "
+                f"set_aside, {data_column} FROM events ORDER BY seq"
+            )
+        except sqlite3.Error as exc:
+            raise self.translate(exc) from None
+        for seq, owner, kind, subject, msg_id, dep, created, attempts, err, aside, data in rows:
             if owner not in alive:
                 alive[owner] = owner == self.owner or self._owner_alive(owner)
             yield PendingEvent(
@@ -212,14 +364,16 @@ class Outbox:
                 attempts=attempts,
                 last_error=err,
                 owner_alive=alive[owner],
+                set_aside=bool(aside),
+                data=bytes(data),
             )
 
     # -- lifetime ----------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the database; release this owner's lock (its lock file goes if it owns no events)."""
-        with contextlib.suppress(sqlite3.Error):
-            if self.count() == 0:
+        with contextlib.suppress(sqlite3.Error, OutboxError, OutboxFullError):
+            if self.count() == 0 and self.count(set_aside=True) == 0:
                 with contextlib.suppress(FileNotFoundError):
                     (self._owners_dir / f"{self.owner}.lock").unlink()
         self._db.close()
@@ -239,17 +393,20 @@ class Outbox:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (a full disk): never mask the cause.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def _other_owners(self) -> list[str]:
         rows = self._db.execute("SELECT DISTINCT owner FROM events WHERE owner != ?", (self.owner,))
         return [r[0] for r in rows]
 
     def _owner_alive(self, owner: str) -> bool:
-        fd = _try_lock(self._owners_dir / f"{owner}.lock")
+        fd = try_lock(self._owners_dir / f"{owner}.lock")
         if fd is None:
             return True
         os.close(fd)
@@ -270,23 +427,3 @@ def _as_ranges(seqs: list[int]) -> list[tuple[int, int]]:
 def new_owner_id() -> str:
     """A unique owner id for this process's rows."""
     return f"{os.getpid()}-{os.urandom(6).hex()}"
-
-
-def _hold_lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return fd
-
-
-def _try_lock(path: Path) -> int | None:
-    """Lock ``path`` if nobody holds it; None when a live process does."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd

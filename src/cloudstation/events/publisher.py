@@ -10,9 +10,14 @@ One asyncio task per process reads this process's outbox rows in sequence order 
 - A row leaves the outbox only after its PubAck. A missing PubAck is ambiguous (the message may be
   stored), so the publisher rewinds to the oldest unacknowledged event and sends again with the same
   ``Nats-Msg-Id``; JetStream's duplicate window turns the repeats into no-ops.
-- A definite refusal (no stream for the subject, permission denied, payload too large) parks the event,
-  and every later event of the same deployment, for this pass; they stay in the outbox, are reported,
-  and are tried again later (``cs nats setup`` may have fixed the cause meanwhile).
+- Every event passes :func:`~cloudstation.events.contract.admit` twice: in :meth:`Publisher.submit`
+  before it is journaled (a :class:`ContractError`, exit 2, against the server's ``max_payload`` as last
+  known, else 1 MiB), and before it is sent (against the live ``max_payload``; rows journaled by an
+  older ``cs`` included). An event refused there, or refused by JetStream for its size, is *set aside*:
+  kept in the outbox, reported, never sent again, and blocking nothing.
+- A definite refusal that may be cured (no stream for the subject, permission denied) parks the
+  event, and every later event of the same deployment, for this pass; they stay in the outbox, are
+  reported, and are tried again later (``cs nats setup`` may have fixed the cause meanwhile).
 - Reconnects have no attempt limit while there is work; disconnect and reconnect are logged once each.
 """
 
@@ -29,8 +34,8 @@ from typing import Any
 
 import msgspec
 
-from cloudstation.errors import AuthError, DeliveryError
-from cloudstation.events.contract import Event
+from cloudstation.errors import AuthError, ContractError, DeliveryError, OutboxError, OutboxFullError, RefusedError
+from cloudstation.events.contract import DEFAULT_MAX_PAYLOAD, Event, admit
 from cloudstation.events.outbox import Outbox, StoredEvent
 from cloudstation.natsconn import NatsSettings
 
@@ -41,7 +46,10 @@ _BATCH = 1024
 _FRESH_MAX = 8192
 _REMOVE_EVERY = 512
 _NO_TIMEOUT = 10 * 365 * 24 * 3600  # see _flush
-_HEADER_OVERHEAD = 160  # bytes of headers and protocol line we allow for, on top of the payload
+# One connection attempt's bound (TCP, INFO, CONNECT/PONG); a busy machine can take seconds.
+_CONNECT_TIMEOUT = 5
+# A server that accepts but has not completed a connection for this long is reported as slow.
+_SLOW_CONNECT_WARNING = 15.0
 
 
 class _PubAckWire(msgspec.Struct):
@@ -79,6 +87,7 @@ class DeliveryReport:
     undelivered: int
     outbox_path: str
     errors: list[str] = field(default_factory=list)
+    set_aside: int = 0
 
     @property
     def complete(self) -> bool:
@@ -120,7 +129,9 @@ class Publisher:
         self._rewind_from: int | None = None
         self._to_remove: list[int] = []
         self._parked: set[int] = set()
-        self._parked_deployments: set[str] = set()
+        # deployment id -> the refusal that holds its later events back for this pass
+        self._parked_deployments: dict[str, DeliveryError] = {}
+        self._known_max_payload: int | None = None
         self._no_responders: dict[int, StoredEvent] = {}
         # Events this process just journaled, handed to the delivery loop without reading them back.
         self._fresh: dict[int, StoredEvent] = {}
@@ -128,6 +139,8 @@ class Publisher:
         self._undelivered = 0
         self._tracked: set[int] = set()
         self.results: dict[int, Ack | DeliveryError] = {}
+        self._held: dict[int, DeliveryError] = {}  # tracked events held behind a refused one
+        self.set_aside_errors: list[str] = []
 
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
@@ -137,7 +150,9 @@ class Publisher:
         self._connected = asyncio.Event()
         self._auth_failed = asyncio.Event()
         self._was_disconnected = False
+        self._outbox_warned = False
         self._unreachable_logged = False
+        self._first_attempt_at: float | None = None
         self._tls_error: ssl.SSLCertVerificationError | None = None
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -148,7 +163,12 @@ class Publisher:
 
     async def start(self) -> None:
         """Adopt events left by dead processes and start delivering in the background."""
-        adopted = self.outbox.adopt_orphans()
+        self._known_max_payload = self.outbox.known_max_payload()
+        try:
+            adopted = self.outbox.adopt_orphans()
+        except OutboxFullError as exc:  # they stay with their dead owner for a later process
+            self._warn_outbox(exc)
+            adopted = 0
         if adopted:
             log.info("delivering %d event(s) left by an earlier process first", adopted)
         self._undelivered = self.outbox.count()
@@ -158,8 +178,12 @@ class Publisher:
     def submit(self, events: Sequence[Event], *, track: bool = False) -> list[int]:
         """Journal ``events`` durably, then let the delivery task publish them. Returns their seqs.
 
-        With ``track``, each event's PubAck (or definite error) is kept in :attr:`results`.
+        With ``track``, each event's PubAck (or definite error) is kept in :attr:`results`. An event
+        that can never be delivered is refused here (:class:`ContractError`) and nothing is journaled.
         """
+        limit = self.payload_limit
+        for ev in events:
+            admit(ev, limit)
         seqs = self.outbox.append(events)
         self._undelivered += len(seqs)
         if len(self._fresh) + len(seqs) <= _FRESH_MAX:
@@ -197,8 +221,21 @@ class Publisher:
 
     @property
     def max_payload(self) -> int | None:
-        """The server's max_payload (from INFO) once connected."""
-        return int(self._nc.max_payload) if self._nc is not None else None
+        """The server's max_payload once known: from INFO when connected, else as remembered in the
+        outbox from an earlier connection (by any process sharing it)."""
+        return int(self._nc.max_payload) if self._nc is not None else self._known_max_payload
+
+    @property
+    def payload_limit(self) -> int:
+        """The largest message the door lets in: the server's max_payload, as last known, else 1 MiB."""
+        return self.max_payload or DEFAULT_MAX_PAYLOAD
+
+    def outcome(self, seq: int) -> Ack | DeliveryError | None:
+        """What became of a tracked event: its PubAck, why it is not delivered, or None (still trying)."""
+        result = self.results.get(seq)
+        if result is not None or seq not in self._parked:
+            return result
+        return self._held.get(seq)
 
     async def close(self, timeout: float | None = None) -> DeliveryReport:
         """Wait (bounded) for everything to be acknowledged, then flush, drain and close."""
@@ -223,7 +260,7 @@ class Publisher:
                     self._nc = nc
                     await self._flush()
                 except Exception as exc:
-                    log.warning("final flush failed: %s", _describe(exc))
+                    log.warning("final flush failed: %s", self._describe(exc))
                 finally:
                     self._nc = None
             with contextlib.suppress(Exception):
@@ -233,11 +270,18 @@ class Publisher:
         for flush in list(self._flushes):
             flush.cancel()
         errors.extend(sorted({str(e) for e in self.definite_errors.values()}))
+        errors.extend(self.set_aside_errors)
+        try:
+            undelivered = self.outbox.count()
+            set_aside = self.outbox.count(set_aside=True)
+        except (OutboxError, OutboxFullError):
+            undelivered, set_aside = self._undelivered, len(self.set_aside_errors)
         return DeliveryReport(
             delivered=self.delivered,
-            undelivered=self.outbox.count(),
+            undelivered=undelivered,
             outbox_path=str(self.outbox.path),
             errors=errors,
+            set_aside=set_aside,
         )
 
     async def __aenter__(self) -> Publisher:
@@ -267,9 +311,18 @@ class Publisher:
                 log.debug("%s; retrying", exc)
                 await asyncio.sleep(backoff.next())
                 continue
-            batch = self._next_batch()
+            try:
+                batch = self._next_batch()
+                if not batch:
+                    self._flush_removals()
+            except OutboxFullError as exc:
+                self._warn_outbox(exc)
+                await asyncio.sleep(1.0)
+                continue
             if not batch:
-                self._flush_removals()
+                if self._rewind_from is not None:  # a failure reported after its batch was sent
+                    await self._rewind(backoff)
+                    continue
                 if self._parked and time.monotonic() - self._parked_at > self.retry_parked_after:
                     self._unpark()
                     continue
@@ -281,16 +334,21 @@ class Publisher:
                 continue
             await self._deliver(batch)
             if self._rewind_from is not None:
-                await self._settle()
-                self._flush_removals()
-                await self._classify_no_responders()
-                self._cursor = self._rewind_from - 1
-                self._rewind_from = None
-                delay = backoff.next()
-                log.debug("rewinding to seq %d after %.2fs", self._cursor + 1, delay)
-                await asyncio.sleep(delay)
+                await self._rewind(backoff)
             else:
                 backoff.reset()
+
+    async def _rewind(self, backoff: _Backoff) -> None:
+        """Send everything again from the oldest event in doubt, once nothing is in flight."""
+        await self._settle()
+        self._flush_removals()
+        await self._classify_no_responders()
+        assert self._rewind_from is not None
+        self._cursor = self._rewind_from - 1
+        self._rewind_from = None
+        delay = backoff.next()
+        log.debug("rewinding to seq %d after %.2fs", self._cursor + 1, delay)
+        await asyncio.sleep(delay)
 
     def _next_batch(self) -> list[StoredEvent]:
         """The next events after the cursor: from memory when just submitted, else from the outbox."""
@@ -333,7 +391,10 @@ class Publisher:
                 await self._send(item, None)
             self._cursor = item.seq
             if len(self._to_remove) >= _REMOVE_EVERY:
-                self._flush_removals()
+                try:
+                    self._flush_removals()
+                except OutboxFullError as exc:  # kept in memory; removed once there is room
+                    self._warn_outbox(exc)
 
     async def _publish_barrier(self, item: StoredEvent) -> None:
         fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
@@ -346,7 +407,9 @@ class Publisher:
         try:
             await self._flush()
         except Exception as exc:
-            log.warning("flush after %s failed (the event is acknowledged): %s", item.event.subject, _describe(exc))
+            log.warning(
+                "flush after %s failed (the event is acknowledged): %s", item.event.subject, self._describe(exc)
+            )
 
     async def _flush(self) -> None:
         """``flush()`` bounded by the flush timeout, without ever cancelling nats-py's PING future.
@@ -363,14 +426,11 @@ class Publisher:
 
     async def _send(self, item: StoredEvent, barrier: asyncio.Future[Ack] | None) -> bool:
         ev = item.event
-        limit = self._nc.max_payload
-        if len(ev.data) + _HEADER_OVERHEAD > limit:
-            self._park(
-                item,
-                DeliveryError(
-                    f"{ev.subject}: payload of {len(ev.data)} bytes exceeds the server's max_payload ({limit})"
-                ),
-            )
+        try:
+            admit(ev, self._nc.max_payload)
+        except ContractError as exc:
+            self._set_aside(item, str(exc))
+            _fail(barrier, RefusedError(str(exc)))
             return False
         self._token += 1
         token = str(self._token)
@@ -381,7 +441,7 @@ class Publisher:
         except Exception as exc:
             self._inflight.pop(token, None)
             self._after_removal()
-            self._retry_from(item, f"publish failed: {_describe(exc)}")
+            self._retry_from(item, f"publish failed: {self._describe(exc)}")
             if barrier is not None and not barrier.done():
                 barrier.set_exception(DeliveryError("publish failed"))
             return False
@@ -411,7 +471,7 @@ class Publisher:
             desc = str(resp.error.get("description", resp.error))
             err = DeliveryError(f"{item.event.subject}: JetStream refused the event: {desc}")
             if "size" in desc or "payload" in desc:
-                self._park(item, err)
+                self._set_aside(item, str(err))
             else:
                 self._retry_from(item, desc)
             _fail(entry.barrier, err)
@@ -436,23 +496,56 @@ class Publisher:
 
     def _retry_from(self, item: StoredEvent, reason: str) -> None:
         """An ambiguous failure: send everything from ``item`` on again (same msg ids)."""
-        self.outbox.record_failure([item.seq], reason)
+        self._record_failure(item, reason)
         if self._rewind_from is None or item.seq < self._rewind_from:
             self._rewind_from = item.seq
         self._slot_free.set()
+        self._wake.set()  # the delivery loop may be idle: the batch was sent before the failure came
+
+    def _record_failure(self, item: StoredEvent, reason: str) -> None:
+        try:
+            self.outbox.record_failure([item.seq], reason)
+        except (OutboxError, OutboxFullError) as exc:  # only the diagnosis is lost
+            self._warn_outbox(exc)
+
+    def _warn_outbox(self, exc: Exception) -> None:
+        if not self._outbox_warned:
+            self._outbox_warned = True
+            log.warning("%s", exc)
 
     def _park(self, item: StoredEvent, err: DeliveryError | None) -> None:
         """A definite refusal: keep the event, skip it and its deployment's later events this pass."""
+        dep = item.event.deployment_id
         if err is not None:
             log.info("%s (event kept in %s)", err, self.outbox.path)
-            self.outbox.record_failure([item.seq], str(err))
+            self._record_failure(item, str(err))
             self.definite_errors[item.seq] = err
             if item.seq in self._tracked:
                 self.results[item.seq] = err
+            if dep:
+                self._parked_deployments.setdefault(dep, err)
+        elif item.seq in self._tracked:
+            cause = self._parked_deployments.get(dep)
+            self._held[item.seq] = DeliveryError(
+                f"{item.event.subject}: held back behind an earlier event of deployment {dep} "
+                f"that was not delivered ({cause})"
+            )
         self._parked.add(item.seq)
-        if item.event.deployment_id:
-            self._parked_deployments.add(item.event.deployment_id)
         self._parked_at = time.monotonic()
+        self._progress.set()
+
+    def _set_aside(self, item: StoredEvent, reason: str) -> None:
+        """A refusal for good: keep the event in the outbox, never send it again, block nothing."""
+        log.warning("event set aside (never resent; `cs events pending` shows it): %s", reason)
+        try:
+            self.outbox.set_aside(item.seq, reason)
+        except (OutboxError, OutboxFullError) as exc:
+            self._warn_outbox(exc)
+            self._parked.add(item.seq)  # at least this process never sends it again
+        self.set_aside_errors.append(reason)
+        self._undelivered -= 1
+        if item.seq in self._tracked:
+            self.results[item.seq] = RefusedError(f"{reason}; the event is set aside in {self.outbox.path}")
         self._progress.set()
 
     async def _classify_no_responders(self) -> None:
@@ -478,6 +571,7 @@ class Publisher:
         self._parked.clear()
         self._parked_deployments.clear()
         self.definite_errors.clear()
+        self._held.clear()
         self._cursor = 0
 
     async def _settle(self) -> None:
@@ -553,13 +647,15 @@ class Publisher:
         """
         from nats.aio.client import Client
 
+        if self._first_attempt_at is None:
+            self._first_attempt_at = time.monotonic()
         nc = Client()
         opts = self.settings.connect_options()
         opts.update(
             allow_reconnect=True,
             max_reconnect_attempts=1,
             reconnect_time_wait=0.2,
-            connect_timeout=2,
+            connect_timeout=_CONNECT_TIMEOUT,
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
@@ -580,12 +676,14 @@ class Publisher:
                     f"TLS: the NATS server's certificate is not trusted ({reason}); "
                     "set NATS_CA_FILE to the CA that signed it"
                 ) from None
-            raise DeliveryError(f"cannot connect to NATS: {_describe(exc)}") from None
+            raise DeliveryError(f"cannot connect to NATS: {self._describe(exc)}") from None
         nc.options["max_reconnect_attempts"] = -1
         nc.options["reconnect_time_wait"] = 0.5
         self._inbox = nc.new_inbox() + "."
         await nc.subscribe(self._inbox + "*", cb=self._on_reply)
         self._nc = nc
+        with contextlib.suppress(OutboxError, OutboxFullError):
+            self.outbox.remember_max_payload(int(nc.max_payload))
         if self._was_disconnected or self._unreachable_logged:
             log.warning("connected to NATS at %s", _server_of(nc))
             self._was_disconnected = False
@@ -611,6 +709,11 @@ class Publisher:
                 await asyncio.wait({task}, timeout=0.05)
         except BaseException:
             task.cancel()
+            # Its failure is ours to read, or asyncio prints "Task exception was never retrieved".
+            if task.done():
+                _retrieve(task)
+            else:
+                task.add_done_callback(_retrieve)
             raise
         task.result()
 
@@ -635,16 +738,47 @@ class Publisher:
             self._after_removal()
             return
         if "permissions violation" in lowered:
-            self.fatal = AuthError(f"NATS permission refused: {text}")
+            self.fatal = AuthError(f"NATS permission refused: {self.settings.redact(text)}")
             self._progress.set()
             return
-        if self._nc is None and not self._unreachable_logged:
+        if self._nc is None:
+            self._report_connect_failure(exc)
+        log.debug("nats: %s", self._describe(exc))
+
+    def _report_connect_failure(self, exc: Exception) -> None:
+        """Warn once, and only with the truth: a refused or unroutable connection means the server
+        cannot be reached; a timeout (no INFO or PONG in time) means it is slow, which under load is
+        normal for a few seconds, so that is said only when it lasts."""
+        now = time.monotonic()
+        if self._first_attempt_at is None:
+            self._first_attempt_at = now
+        if self._unreachable_logged:
+            return
+        if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
             self._unreachable_logged = True
-            servers = ",".join(self.settings.servers)
-            log.warning("cannot reach NATS at %s yet; events are kept in %s and retried", servers, self.outbox.path)
-        log.debug("nats: %s", _describe(exc))
+            log.warning(
+                "cannot reach NATS at %s yet (%s); events are kept in %s and retried",
+                self.settings.shown_servers,
+                self._describe(exc),
+                self.outbox.path,
+            )
+        elif now - self._first_attempt_at >= _SLOW_CONNECT_WARNING:
+            self._unreachable_logged = True
+            log.warning(
+                "NATS at %s has not completed a connection in %.0fs (slow or overloaded?); events are kept "
+                "in %s and retried",
+                self.settings.shown_servers,
+                now - self._first_attempt_at,
+                self.outbox.path,
+            )
+
+    def _describe(self, exc: BaseException) -> str:
+        """A library error as one line, without any credential of the connection."""
+        return self.settings.redact(describe(exc))
 
     async def _on_disconnected(self) -> None:
+        if self._nc is None:
+            return  # a connection attempt that failed: never connected, so never disconnected
         if not self._was_disconnected and not self._closing:
             log.warning("disconnected from NATS; events are kept in %s and retried", self.outbox.path)
         self._was_disconnected = True
@@ -672,6 +806,11 @@ class _Backoff:
         self.current = 0.0
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 def _fail(fut: asyncio.Future[Ack] | None, err: DeliveryError) -> None:
     if fut is not None and not fut.done():
         fut.set_exception(err)
@@ -686,6 +825,6 @@ def _server_of(nc: Any) -> str:
         return "?"
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -2,7 +2,8 @@
 
 Every command that reports to the platform (``cs stream``, ``cs up``, ``cs dispatch``) opens one
 :class:`EventSession`; without ``NATS_SERVERS`` (and when not required) it has no publisher and the
-run is local only.
+run is local only. A disk so full that the outbox cannot even be opened does not stop the run
+either: it goes on without publishing, :attr:`EventSession.unavailable` says why, and a warning is logged.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from cloudstation.errors import OutboxFullError
 from cloudstation.events.outbox import Outbox, default_state_dir
 from cloudstation.events.publisher import DeliveryReport, Publisher
 from cloudstation.natsconn import NatsSettings, settings_from_env
@@ -28,6 +30,7 @@ class EventSession:
         self.outbox: Outbox | None = None
         self.publisher: Publisher | None = None
         self.report: DeliveryReport | None = None
+        self.unavailable = ""  # why events cannot be journaled at all (a full disk), else ""
 
     @property
     def prefix(self) -> str:
@@ -35,14 +38,17 @@ class EventSession:
 
     @property
     def secrets(self) -> list[str]:
-        """Secrets of the connection itself (the NKey seed), for the redaction set."""
-        if self.settings is not None and self.settings.nkey_seed is not None:
-            return [self.settings.nkey_seed.reveal()]
-        return []
+        """Secrets of the connection itself (the NKey seed, URL credentials), for the redaction set."""
+        return self.settings.secrets if self.settings is not None else []
 
     async def __aenter__(self) -> EventSession:
         if self.settings is not None:
-            self.outbox = Outbox(default_state_dir(self.env))
+            try:
+                self.outbox = Outbox(default_state_dir(self.env))
+            except OutboxFullError as exc:
+                self.unavailable = str(exc)
+                log.warning("%s: the events of this run can be neither kept nor published", exc)
+                return self
             self.publisher = Publisher(self.settings, self.outbox)
             await self.publisher.start()
         return self

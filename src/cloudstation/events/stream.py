@@ -58,8 +58,12 @@ class SetupResult:
     duplicate_window: float
 
 
-async def connect_plain(nc_opts: dict[str, Any], *, timeout: float = 5.0) -> Any:
-    """Connect once (no endless reconnect) for administrative commands; clear errors."""
+async def connect_plain(settings: Any, *, timeout: float = 5.0) -> Any:
+    """Connect once (no endless reconnect) for administrative commands; clear errors.
+
+    ``settings`` is a :class:`~cloudstation.natsconn.NatsSettings`; errors show its servers
+    without credentials.
+    """
     import asyncio
 
     import nats
@@ -71,7 +75,7 @@ async def connect_plain(nc_opts: dict[str, Any], *, timeout: float = 5.0) -> Any
         if isinstance(exc, nats.errors.AuthorizationError) or "authorization" in str(exc).lower():
             auth_failed.set()
 
-    opts = dict(nc_opts)
+    opts = settings.connect_options()
     # nats-py retries a refused server inside connect() until max_reconnect_attempts is exceeded:
     # keep that to one quick retry so an unreachable server is reported at once.
     opts.update(
@@ -86,9 +90,8 @@ async def connect_plain(nc_opts: dict[str, Any], *, timeout: float = 5.0) -> Any
     except Exception as exc:
         if auth_failed.is_set() or isinstance(exc, nats.errors.AuthorizationError):
             raise AuthError("the NATS server refused our credentials (authorization violation)") from None
-        servers = ",".join(opts.get("servers", []))
-        reason = str(exc) or type(exc).__name__
-        raise DeliveryError(f"cannot connect to NATS at {servers}: {reason}") from None
+        reason = settings.redact(str(exc)) or type(exc).__name__
+        raise DeliveryError(f"cannot connect to NATS at {settings.shown_servers}: {reason}") from None
 
 
 async def setup_stream(js: Any, spec: StreamSpec) -> SetupResult:

@@ -1,15 +1,14 @@
 """One ``cs build|deploy|up`` run over one or more apps: identity, log stream, events, signals.
 
 Each app is its own deployment (its own deployment id and log sequence). SIGTERM or SIGINT stops
-the running phase (the plugin's child within 2 s), publishes ``deployment.failed`` and
-``build.log.end failed``, and returns, so the process can exit within 3 s.
+the running phase (the plugin's child within 2 s, even if a second signal comes), publishes
+``deployment.failed`` and ``build.log.end failed``, and returns, so the process can exit within 3 s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from cloudstation.config.model import App
 from cloudstation.events.logstream import Echo
 from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
+from cloudstation.events.stopping import StopSignals
 from cloudstation.lifecycle.engine import Lifecycle, RunResult, Step
 from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
 
@@ -63,20 +63,10 @@ async def run_apps(
     """
     for app in apps:
         lifecycle.plugins(app)  # every config error before anything runs or is published
-    loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
-    stopped: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        if not stopped:
-            stopped.append(signum)
-            main.cancel()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
     results: list[RunResult] = []
-    try:
+    with StopSignals() as stop:
         for app in apps:
             ident = identity.for_app(app, several=len(apps) > 1)
             log, reporter = open_deployment(session, ident, redactor=redactor, echo=echo)
@@ -86,15 +76,12 @@ async def run_apps(
             try:
                 await lifecycle.run(app, steps, log, result)
             except asyncio.CancelledError:
-                if not stopped:
+                if stop.signum is None:
                     raise
                 main.uncancel()
-                result.error = result.error or f"stopped by signal {stopped[0]}"
+                result.error = result.error or f"stopped by signal {stop.signum}"
             finally:
                 reporter.finish(result.ok)
             if not result.ok:
                 break
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-    return results, (stopped[0] if stopped else None)
+    return results, stop.signum
