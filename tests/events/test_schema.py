@@ -27,7 +27,18 @@ from cloudstation.events.schema import render
 
 _ANNOTATIONS = frozenset({"$schema", "$defs", "title", "description", "examples", "$comment"})
 _VALIDATORS = frozenset(
-    {"type", "properties", "required", "additionalProperties", "enum", "const", "minimum", "maximum", "maxLength"}
+    {
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+    }
 )
 
 
@@ -67,6 +78,8 @@ def schema_errors(schema: dict[str, Any], value: Any, path: str = "$") -> list[s
         errors.append(f"{path}: {value!r} is below {schema['minimum']}")
     if "maximum" in schema and value > schema["maximum"]:
         errors.append(f"{path}: {value!r} is above {schema['maximum']}")
+    if "minLength" in schema and len(value) < schema["minLength"]:
+        errors.append(f"{path}: shorter than {schema['minLength']} characters")
     if "maxLength" in schema and len(value) > schema["maxLength"]:
         errors.append(f"{path}: longer than {schema['maxLength']} characters")
     if isinstance(value, dict):
@@ -146,7 +159,7 @@ def _examples() -> Iterator[tuple[EventKind, contract.Payload]]:
                     owner_id="owner-1",
                 ),
             )
-    for reason in get_args(contract.DestroyReason):
+    for reason in (*contract.DESTROY_REASONS, "archive"):
         yield EventKind.JOB_DESTROYED, contract.JobDestroyed(id="svc-1", reason=reason)
     for output in get_args(contract.LogOutput):
         for seq, phase in enumerate(contract.PHASES, 1):
@@ -428,7 +441,9 @@ GOLDEN: dict[str, dict[str, str | set[str]]] = {
     },
     "job.destroyed": {
         "id": "string",
-        "reason": {"delete", "upgrade_volume", "migrate_volume", "suspend_account", "pause_service"},
+        # ORIGINAL.md lists five reasons, but the original passed any non-empty reason through (issue 10):
+        # the known ones are the schema's examples.
+        "reason": "string",
     },
     "build.log": {
         "deploymentId": "string",

@@ -57,7 +57,7 @@ async def destroy_jobs(ctx: TaskContext, params: DestroyJobPackParams) -> int:
         if await _stop(ctx, job, index, wait):
             event = make_event(
                 EventKind.JOB_DESTROYED,
-                JobDestroyed(id=job.service_id, reason=params.reason),  # type: ignore[arg-type]
+                JobDestroyed(id=job.service_id, reason=params.reason),
                 prefix=ctx.prefix,
             )
             ctx.publish(event)

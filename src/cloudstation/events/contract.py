@@ -52,7 +52,6 @@ HEADER_DEPLOYMENT: Final = "Cs-Deployment-Id"
 
 DeploymentStatus = Literal["IN_PROGRESS", "SUCCEEDED", "FAILED"]
 DeploymentType = Literal["git_repo", "image"]
-DestroyReason = Literal["delete", "upgrade_volume", "migrate_volume", "suspend_account", "pause_service"]
 LogOutput = Literal["stdout", "stderr"]
 LogEndStatus = Literal["success", "failed"]
 
@@ -84,6 +83,17 @@ JOB_ID_MAX: Final = 2**63 - 1
 
 JobId = Annotated[int, msgspec.Meta(ge=JOB_ID_MIN, le=JOB_ID_MAX)]
 Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS)]
+#: ``job.destroyed``'s reason: one of :data:`DESTROY_REASONS` in practice, but the original worker passed any
+#: non-empty reason of its params through, and platforms send others (``archive``): so any short text.
+DestroyReason = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=MAX_PHASE_CHARS,
+        examples=list(DESTROY_REASONS),
+        description="why the job was stopped: " + ", ".join(DESTROY_REASONS) + ", or another reason of the platform",
+    ),
+]
 Phase = Annotated[str, msgspec.Meta(max_length=MAX_PHASE_CHARS)]
 
 
