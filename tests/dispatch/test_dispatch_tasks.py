@@ -4,12 +4,11 @@ docker, railpack, nixpacks, nomad-pack, nomad, Vault and the backend; the stream
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import signal
-import subprocess
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -366,14 +365,25 @@ def test_malicious_upload_is_refused_and_the_failure_published(
 
 
 def _slow_repo(tmp_path: Path) -> dict[str, Any]:
+    """A build that would run for 5 minutes; its shell writes its pid (``exec`` keeps it for the sleep)."""
     make_bare_repo(tmp_path / "remote", "acme/web", {"main": {"README": "x"}})
+    pid_file = tmp_path / "build.pid"
     return {
         **IDENTITY,
         "repository": "acme/web",
         "branch": "main",
         "deploy": "noop",
-        "build": {"builder": "exec", "buildCommand": "echo building; sleep 30"},
+        "build": {"builder": "exec", "buildCommand": f"echo $$ > {pid_file}; echo building; exec sleep 300"},
     }
+
+
+def _assert_build_killed(tmp_path: Path) -> None:
+    """The build process (this test's own, by pid: never another test's ``sleep``) is gone, not orphaned."""
+    pid = int((tmp_path / "build.pid").read_text())
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        assert stat.split(") ")[1].startswith("Z"), f"the build (pid {pid}) is still running"
 
 
 @pytest.mark.slow
@@ -382,12 +392,11 @@ def test_job_timeout_publishes_the_failure(
 ) -> None:
     env = _env(cs, nats_server, fake_bin, tmp_path)
     env |= {"CS_JOB_TIMEOUT": "2s", "CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}"}
-    started = time.monotonic()
+    # no bound on how long cs takes (tests assert no timings): the 300 s build ends only if cs kills it
     res = dispatch(cs, "deploy-repository", _slow_repo(tmp_path), env)
-    elapsed = time.monotonic() - started
     assert res.returncode == 1
     assert "timed out after 2s" in res.stderr
-    assert elapsed < 8, elapsed
+    _assert_build_killed(tmp_path)
     assert outcome_events(stored(nats_server))[-2:] == [
         ("deployment.failed", {**RESULT, "type": "git_repo"}),
         ("build.log.end.dep-1", {"deploymentId": "dep-1", "jobId": 42, "status": "failed"}),
@@ -395,7 +404,7 @@ def test_job_timeout_publishes_the_failure(
 
 
 @pytest.mark.slow
-def test_sigterm_publishes_the_failure_within_3s(
+def test_sigterm_stops_the_build_and_publishes_the_failure(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
 ) -> None:
     env = _env(cs, nats_server, fake_bin, tmp_path)
@@ -406,21 +415,18 @@ def test_sigterm_publishes_the_failure_within_3s(
     for line in proc.stdout:  # wait until the build runs
         if "building" in line:
             break
-    started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=5)
+        proc.wait(timeout=120)  # a liveness bound only: the build alone would run for 300 s
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
-    elapsed = time.monotonic() - started
-    assert elapsed < 3, elapsed
     assert proc.returncode == 128 + signal.SIGTERM  # the convention of every cs command
     assert outcome_events(stored(nats_server))[-2:] == [
         ("deployment.failed", {**RESULT, "type": "git_repo"}),
         ("build.log.end.dep-1", {"deploymentId": "dep-1", "jobId": 42, "status": "failed"}),
     ]
-    assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).returncode != 0
+    _assert_build_killed(tmp_path)
 
 
 def test_undelivered_events_stay_in_the_alloc_outbox_without_changing_the_exit_code(

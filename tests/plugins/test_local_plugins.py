@@ -209,21 +209,20 @@ async def test_process_app_directory_does_not_shadow_the_supervisor(harness: Har
 
 async def test_process_never_listening_fails_within_ready_timeout(harness: Harness, app_dir: Path) -> None:
     plugin = _hello_process(start_cmd="echo starting up; exec sleep 60", ready_timeout=1.0, stop_timeout=2.0)
-    started = time.monotonic()
     with pytest.raises(PluginError, match=r"did not listen on 127\.0\.0\.1:\d+ within 1s"):
         await plugin.deploy(harness.ctx, Artifact(kind="directory", ref=str(app_dir)))
-    assert time.monotonic() - started < 5
     assert wait_until_gone(harness.marker, timeout=1.0) == []
     assert "  | starting up" in harness.text  # the log tail was shown
     assert (await plugin.status(harness.ctx)).detail == "not deployed"
 
 
-async def test_process_exiting_at_start_fails_fast(harness: Harness, app_dir: Path) -> None:
+async def test_process_exiting_at_start_fails_without_waiting_for_the_ready_timeout(
+    harness: Harness, app_dir: Path
+) -> None:
+    # the message names the exit, not the (long) ready timeout: the deploy did not wait for it
     plugin = _hello_process(start_cmd="echo boom >&2; exit 3", ready_timeout=20.0)
-    started = time.monotonic()
     with pytest.raises(PluginError, match=r"the app exited \(exit 3\) before listening"):
         await plugin.deploy(harness.ctx, Artifact(kind="image", ref="ignored:latest"))
-    assert time.monotonic() - started < 5
     assert "  | boom" in harness.text
     assert wait_until_gone(harness.marker, timeout=1.0) == []
 
@@ -258,11 +257,9 @@ async def test_http_check_expected_status(harness: Harness) -> None:
 async def test_http_check_fails_on_wrong_status(harness: Harness) -> None:
     with http_server(503) as url:
         plugin = HttpCheck(HttpCheckConfig(timeout=0.6, interval=0.1))
-        started = time.monotonic()
         with pytest.raises(PluginError) as err:
             await plugin.release(harness.ctx, Deployment(id="d", url=url))
     assert str(err.value) == f"release check failed: {url}/ did not answer 2xx within 0.6s (last: HTTP 503)"
-    assert time.monotonic() - started < 3
 
 
 async def test_http_check_fails_when_nothing_listens(harness: Harness) -> None:
