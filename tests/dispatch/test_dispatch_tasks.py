@@ -35,8 +35,8 @@ from tests.dispatch.dispatch_kit import (
     dispatch,
     log_text,
     outcome_events,
-    setup_stream,
     stored,
+    task_env,
     tool_path,
 )
 from tests.fakes import fakebin
@@ -60,20 +60,6 @@ RESULT = {
 PACK_VARIABLES = load_variables(embedded_pack_dir())
 
 
-def _env(cs: CsRunner, server: NatsServer, fake_bin: FakeBin, tmp_path: Path) -> dict[str, str]:
-    for tool in ("docker", "railpack", "nixpacks", "nomad-pack", "nomad"):
-        if tool not in fake_bin.tools:
-            fake_bin.add(tool)
-    env = setup_stream(cs, server)
-    return {
-        **env,
-        "NATS_CLIENT_PRIVATE_KEY": NKEY_SEED,
-        "PATH": tool_path(fake_bin),
-        "CS_WORK_DIR": str(tmp_path / "work"),
-        "NOMAD_ALLOC_DIR": str(tmp_path / "alloc"),
-    }
-
-
 def _check_vars_file(work: Path) -> dict[str, object]:
     path = work / "state" / "plugins" / "nomad-pack" / "dispatch" / "app" / "vars.hcl"
     values = read_vars_file(path)
@@ -91,7 +77,7 @@ def _no_canary(*texts: str) -> None:
 def test_deploy_repository_end_to_end(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path, openbao: OpenBao
 ) -> None:
-    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env = task_env(cs, nats_server, fake_bin, tmp_path)
     fake_bin.add("railpack", Rule(("build",), stderr="railpack: no plan\n", exit_code=1))
     make_bare_repo(tmp_path / "remote", "acme/web", {"main": {"app/Dockerfile": "FROM scratch\n", "README": "x"}})
     secrets_path = openbao.put_kv2("svc-1", {"API_KEY": VAULT_VALUE})
@@ -224,7 +210,7 @@ def test_deploy_repository_end_to_end(
 def test_deploy_image_detects_ports_when_no_networks(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
 ) -> None:
-    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env = task_env(cs, nats_server, fake_bin, tmp_path)
     fake_bin.add("docker", Rule(("image", "inspect"), stdout=image_inspect_json(exposed=("8080/tcp", "443/tcp"))))
     params = {**IDENTITY, "imageName": "nginx", "imageTag": "1.27", "nomadToken": NOMAD_TOKEN}
     res = dispatch(cs, "deploy-image", params, env)
@@ -250,7 +236,7 @@ NASTY_FILE = 'key: "v" \\ ${HOME} %{ if x } $${y} {{ .Env }} [[ var ]]\nline 2\r
 def test_deploy_image_carries_files_runtime_secrets_and_registry_into_the_pack(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
 ) -> None:
-    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env = task_env(cs, nats_server, fake_bin, tmp_path)
     content = base64.b64encode(NASTY_FILE.encode()).decode()
     tls = {"cert_path": "local/c.pem", "key_path": "local/c.key", "common_name": "a.b", "pka_path": "pki/issue/r"}
     params = {
@@ -304,7 +290,7 @@ def test_deploy_image_carries_files_runtime_secrets_and_registry_into_the_pack(
 def test_destroy_job_pack_stops_each_job_and_reports_a_failure(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
 ) -> None:
-    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env = task_env(cs, nats_server, fake_bin, tmp_path)
     fake_bin.add("nomad", Rule(("job", "stop", "-purge", "bad-job"), stderr="Error: permission denied\n", exit_code=1))
     jobs = [
         {"jobId": "bad-job", "serviceId": "svc-a", "nomadAddress": "http://n1:4646", "nomadToken": NOMAD_TOKEN + "a"},
@@ -349,7 +335,7 @@ MALICIOUS = {
 def test_malicious_upload_is_refused_and_the_failure_published(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path, kind: str
 ) -> None:
-    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env = task_env(cs, nats_server, fake_bin, tmp_path)
     with file_server({"/src.tar.gz": _tarball(MALICIOUS[kind])}) as base:
         params = {**IDENTITY, "sourceType": "local_upload", "sourceUrl": f"{base}/src.tar.gz?sig=CANARY-sig-77"}
         res = dispatch(cs, "deploy-repository", params, env)
@@ -390,7 +376,7 @@ def _assert_build_killed(tmp_path: Path) -> None:
 def test_job_timeout_publishes_the_failure(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
 ) -> None:
-    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env = task_env(cs, nats_server, fake_bin, tmp_path)
     env |= {"CS_JOB_TIMEOUT": "2s", "CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}"}
     # no bound on how long cs takes (tests assert no timings): the 300 s build ends only if cs kills it
     res = dispatch(cs, "deploy-repository", _slow_repo(tmp_path), env)
@@ -407,7 +393,7 @@ def test_job_timeout_publishes_the_failure(
 def test_sigterm_stops_the_build_and_publishes_the_failure(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path
 ) -> None:
-    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env = task_env(cs, nats_server, fake_bin, tmp_path)
     env |= {"CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}"}
     params = _slow_repo(tmp_path)
     proc = cs.popen("dispatch", env={**env, "NOMAD_META_TASK": "deploy-repository", "NOMAD_META_PARAMS": b64(params)})

@@ -10,7 +10,7 @@ from typing import Any
 from cloudstation.plugins.builtin.packs import embedded_pack_dir
 from cloudstation.plugins.builtin.packs.schema import read_vars_file
 from tests.conftest import CsRunner
-from tests.dispatch.dispatch_kit import IDENTITY, NKEY_SEED, NOMAD_TOKEN, dispatch, setup_stream, tool_path
+from tests.dispatch.dispatch_kit import IDENTITY, NOMAD_TOKEN, dispatch, task_env
 from tests.fakes import fakebin
 from tests.fakes.fakebin import FakeBin
 from tests.natsserver import NatsServer
@@ -102,18 +102,6 @@ def expected_vars(image: str, args: list[str]) -> dict[str, Any]:
     }
 
 
-def _env(cs: CsRunner, server: NatsServer, fake_bin: FakeBin, tmp_path: Path) -> dict[str, str]:
-    for tool in ("docker", "railpack", "nixpacks", "nomad-pack", "nomad"):
-        fake_bin.add(tool)
-    return {
-        **setup_stream(cs, server),
-        "NATS_CLIENT_PRIVATE_KEY": NKEY_SEED,
-        "PATH": tool_path(fake_bin),
-        "CS_WORK_DIR": str(tmp_path / "work"),
-        "NOMAD_ALLOC_DIR": str(tmp_path / "alloc"),
-    }
-
-
 def _vars(tmp_path: Path) -> dict[str, Any]:
     return read_vars_file(tmp_path / "work" / "state" / "plugins" / "nomad-pack" / "dispatch" / "app" / "vars.hcl")
 
@@ -136,7 +124,7 @@ def _check_job(pack: PackRenderer, values: dict[str, Any], image: str, args: lis
 def test_deploy_image_with_the_production_payload(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path, pack: PackRenderer
 ) -> None:
-    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env = task_env(cs, nats_server, fake_bin, tmp_path)
     params = {**PRODUCTION, "imageName": f"acrbc001.azurecr.io/{JOB}", "build": {"startCommand": "node server.js"}}
     res = dispatch(cs, "deploy-image", params, env)
     assert res.returncode == 0, res.stderr
@@ -152,7 +140,7 @@ def test_deploy_image_with_the_production_payload(
 def test_deploy_repository_with_the_production_payload(
     cs: CsRunner, nats_server: NatsServer, fake_bin: FakeBin, tmp_path: Path, pack: PackRenderer
 ) -> None:
-    env = _env(cs, nats_server, fake_bin, tmp_path)
+    env = task_env(cs, nats_server, fake_bin, tmp_path)
     make_bare_repo(tmp_path / "remote", "acme/api", {"main": {"Dockerfile": "FROM scratch\n"}})
     params = {
         **PRODUCTION,
