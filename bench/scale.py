@@ -169,6 +169,7 @@ async def _point(cs: Path, mode: str, k: int, lines: int, tmp: Path) -> Point:
 
 def _plot(points: list[Point], path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -178,14 +179,16 @@ def _plot(points: list[Point], path: Path) -> None:
         pts = sorted((p for p in points if p.mode == mode), key=lambda p: p.k)
         ks = [p.k for p in pts]
         left.plot(ks, [p.rate for p in pts], marker="o", label=mode)
-        right.plot(ks, [percentile(p.probe_load, 99) * 1000 for p in pts], marker="o", label=f"{mode}: under load")
-        right.plot(ks, [percentile(p.probe_idle, 99) * 1000 for p in pts], linestyle=":", label=f"{mode}: idle")
+        (line,) = right.plot(ks, [percentile(p.probe_load, 99) * 1000 for p in pts], marker="o", label=f"{mode}: load")
+        idle = [percentile(p.probe_idle, 99) * 1000 for p in pts]
+        right.plot(ks, idle, linestyle=":", color=line.get_color(), label=f"{mode}: idle server")
     left.set(xscale="log", xlabel="concurrent cs stream processes (K)", ylabel="acknowledged lines/s (all K)")
     left.set_xticks(sorted({p.k for p in points}), labels=[str(k) for k in sorted({p.k for p in points})])
     left.set_ylim(bottom=0)
     right.set(xscale="log", yscale="log", xlabel="K", ylabel="lifecycle event p99 (ms), submit -> PubAck")
     right.set_xticks(sorted({p.k for p in points}), labels=[str(k) for k in sorted({p.k for p in points})])
     for ax in (left, right):
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.grid(True, alpha=0.3)
         ax.legend()
     n = points[0].lines if points else 0
