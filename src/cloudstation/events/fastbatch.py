@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from cloudstation.events.contract import EventKind
+from cloudstation.events.contract import HEADER_MSG_ID, Event, EventKind
 from cloudstation.events.outbox import StoredEvent
 
 log = logging.getLogger("cloudstation.events.publisher")
@@ -137,6 +137,7 @@ class FastIngest:
         self._root = nc.new_inbox()
         self._batches: dict[str, _Batch] = {}
         self._open: _Batch | None = None
+        self._header_tails: dict[tuple[EventKind, str], str] = {}
         self.enabled = True
         self.batches = 0  # batches started (for tests and benches)
 
@@ -167,7 +168,7 @@ class FastIngest:
         batch.unacked.append(item)
         ev = item.event
         try:
-            await self._publish(ev.subject, ev.data, f"{batch.prefix}{batch.sent}.{op}.$FI", ev.headers())
+            await self._publish(ev, f"{batch.prefix}{batch.sent}.{op}.$FI")
         except Exception as exc:
             self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
             return
@@ -186,7 +187,7 @@ class FastIngest:
         except Exception as exc:
             self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
 
-    async def _publish(self, subject: str, data: bytes, reply: str, headers: dict[str, str]) -> None:
+    async def _publish(self, ev: Event, reply: str) -> None:
         """``nc.publish`` with the HPUB frame built here: our subjects, reply subjects and header values
         are already valid (no white space, no CR/LF), so nats-py's per-message checks and header
         encoding are skipped while connected (they cost as much as the rest of the path). Falls back
@@ -195,11 +196,18 @@ class FastIngest:
         nc = self._nc
         send = getattr(nc, "_send_command", None)
         if send is None or not nc.is_connected:
-            await nc.publish(subject, data, reply=reply, headers=headers)
+            await nc.publish(ev.subject, ev.data, reply=reply, headers=ev.headers())
             return
-        hdr = ("NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+        # Only the msg id differs between the lines of one deployment: the rest of the block is cached.
+        tail = self._header_tails.get((ev.kind, ev.deployment_id))
+        if tail is None:
+            rest = {k: v for k, v in ev.headers().items() if k != HEADER_MSG_ID}
+            tail = "".join([f"\r\n{k}: {v}" for k, v in rest.items()]) + "\r\n\r\n"
+            self._header_tails[(ev.kind, ev.deployment_id)] = tail
+        hdr = f"NATS/1.0\r\n{HEADER_MSG_ID}: {ev.msg_id}{tail}".encode()
         size = len(hdr)
-        await send(b"".join((f"HPUB {subject} {reply} {size} {size + len(data)}\r\n".encode(), hdr, data, b"\r\n")))
+        data = ev.data
+        await send(b"".join((f"HPUB {ev.subject} {reply} {size} {size + len(data)}\r\n".encode(), hdr, data, b"\r\n")))
         queue = nc._flush_queue
         if queue is not None and queue.empty():
             await nc._flush_pending()
