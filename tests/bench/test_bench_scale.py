@@ -1,4 +1,4 @@
-"""Smoke tests of the journal and scale benches: they run in a tiny mode and print what they promise
+"""Smoke tests of the journal, fastpath and scale benches: they run in a tiny mode and print what they promise
 (fields, counts, the PNG), never a timing."""
 
 from __future__ import annotations
@@ -32,3 +32,11 @@ def test_scale_bench_tiny_writes_its_figure(tmp_path: Path) -> None:
         "K=2: lines/s fast / pipelined",
     }
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fastpath_bench_tiny() -> None:
+    result = only_result(run_bench("bench.fastpath", "--lines", "300", "--rounds", "2", "--json").stdout, "fastpath")
+    assert result["params"] == {"lines": 300, "rounds": 2}
+    assert all(s["n"] == 2 for s in result["series"].values())
+    assert set(result["details"]["median lines/s"]) == {"fast", "pipelined", "publish_async"}
+    assert [g["name"] for g in result["goals"]] == ["cs stream (fast) vs publish_async"]

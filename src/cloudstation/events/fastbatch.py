@@ -244,6 +244,8 @@ class FastIngest:
             return
         if reply.type == "ack":
             batch.started = True
+            if reply.msgs > 0:  # the server may lower the flow when it lags (never raise it): follow it
+                self._limit = min(reply.msgs, self.flow) * OUTSTANDING_ACKS
             self._ack_through(batch, entry, reply.seq)
             return
         if reply.type == "gap":
