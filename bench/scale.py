@@ -5,8 +5,10 @@ pipelined with ``CS_FAST_INGEST=off``), on a fresh server whose stream was made 
 
 - K ``cs stream --deployment-id scale-<i> --end --quiet -- python -c <child> N`` start together, each
   with its own state dir (as each Nomad allocation has), each child printing N lines;
-- *aggregate acknowledged lines/s*: K·N / (first spawn → last exit); ``cs`` exits only once all its
-  events are acknowledged, and the stream is then checked to hold exactly K·(N + 1) log events;
+- *aggregate acknowledged lines/s*: the log events the stream holds, K·(N + 1), over first spawn → last
+  exit; ``cs`` exits once all its events are acknowledged, then the stream is checked to hold exactly
+  that and the outboxes to be empty. A point still running after ``--point-timeout`` (300 s) is stopped
+  (SIGKILL) and reported as a collapse: what the stream held by then, and what the outboxes kept;
 - *lifecycle latency under load*: meanwhile a Publisher in this process submits one barrier event
   (``deployment.status.changed``) every 50 ms and times submit → PubAck (``wait`` returns); p50 / p99,
   and the same probe on the idle server first (the baseline of the same run);
@@ -48,6 +50,7 @@ MODES = ("fast", "pipelined")
 GOAL_K32_VS_K1 = 0.8
 _PROBE_EVERY = 0.05
 _IDLE_PROBES = 40
+_PROBE_TIMEOUT = 30.0
 
 CHILD_CODE = """\
 import sys
@@ -71,10 +74,12 @@ class Point:
     outbox_peak: int
     server_cpu_s: float
     reconnects: int  # cs processes that lost their connection (and reconnected) during the run
+    unfinished: int | None  # events still in the outboxes when the point was stopped at its timeout
 
     @property
-    def rate(self) -> float:
-        return self.k * self.lines / self.wall_s
+    def acked_rate(self) -> float:
+        """Acknowledged lines/s: what the stream holds (log lines and ends) over the wall time."""
+        return self.stored / self.wall_s
 
 
 def _server_cpu(pid: int) -> float:
@@ -99,8 +104,7 @@ async def _probe(pub: Publisher) -> float:
     )
     t0 = time.perf_counter()
     seqs = pub.submit([ev], track=True)
-    if not await pub.wait(seqs, timeout=60):
-        raise RuntimeError("the lifecycle probe was not acknowledged within 60 s")
+    await pub.wait(seqs, timeout=_PROBE_TIMEOUT)  # not acknowledged by then: recorded as the timeout
     return time.perf_counter() - t0
 
 
@@ -115,7 +119,7 @@ async def _stored(url: str) -> int:
         await nc.close()
 
 
-async def _point(cs: Path, mode: str, k: int, lines: int, tmp: Path) -> Point:
+async def _point(cs: Path, mode: str, k: int, lines: int, tmp: Path, point_timeout: float) -> Point:
     python = interpreter_of(cs)
     with BenchServer(tmp / f"server-{mode}-{k}") as server:
         assert server.proc is not None
@@ -157,28 +161,36 @@ async def _point(cs: Path, mode: str, k: int, lines: int, tmp: Path) -> Point:
             done = asyncio.ensure_future(asyncio.gather(*(p.communicate() for p in procs)))
             load: list[float] = []
             peak, sampled = 0, 0.0
-            while not done.done():
+            deadline = t0 + point_timeout
+            while not done.done() and time.perf_counter() < deadline:
                 load.append(await _probe(pub))
                 if time.perf_counter() - sampled > 0.5:
                     peak = max(peak, await asyncio.to_thread(_outbox_rows, dirs))
                     sampled = time.perf_counter()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(done), _PROBE_EVERY)
+            finished = done.done()
+            if not finished:  # a collapse: stop the processes, count what the stream got by then
+                for proc in procs:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
             outputs = await done
             wall = time.perf_counter() - t0
             cpu = _server_cpu(server.proc.pid) - cpu0
             await pub.close()
         reconnects = sum(b"WARNING: disconnected" in err for _, err in outputs)
         for proc, (_, err) in zip(procs, outputs, strict=True):
-            if proc.returncode != 0:
+            if finished and proc.returncode != 0:
                 raise RuntimeError(f"cs stream exited with {proc.returncode}: {err.decode(errors='replace')[-500:]}")
         stored = await _stored(server.url)
         left = _outbox_rows(dirs)
+        if not finished:
+            return Point(mode, k, lines, wall, stored, idle, load or [idle[-1]], peak, cpu, reconnects, left)
         if left:
             raise RuntimeError(f"K={k} {mode}: {left} event(s) left in the outboxes after every cs exited")
         if stored != k * (lines + 1):
             raise RuntimeError(f"K={k} {mode}: the stream holds {stored} log events, expected {k * (lines + 1)}")
-    return Point(mode, k, lines, wall, stored, idle, load or [idle[-1]], peak, cpu, reconnects)
+    return Point(mode, k, lines, wall, stored, idle, load or [idle[-1]], peak, cpu, reconnects, None)
 
 
 def _plot(points: list[Point], path: Path) -> None:
@@ -192,7 +204,7 @@ def _plot(points: list[Point], path: Path) -> None:
     for mode in sorted({p.mode for p in points}):
         pts = sorted((p for p in points if p.mode == mode), key=lambda p: p.k)
         ks = [p.k for p in pts]
-        left.plot(ks, [p.rate for p in pts], marker="o", label=mode)
+        left.plot(ks, [p.acked_rate for p in pts], marker="o", label=mode)
         (line,) = right.plot(ks, [percentile(p.probe_load, 99) * 1000 for p in pts], marker="o", label=f"{mode}: load")
         idle = [percentile(p.probe_idle, 99) * 1000 for p in pts]
         right.plot(ks, idle, linestyle=":", color=line.get_color(), label=f"{mode}: idle server")
@@ -218,13 +230,14 @@ def run(
     modes: tuple[str, ...] = MODES,
     plot: Path | None = None,
     cs: Path | None = None,
+    point_timeout: float = 300.0,
 ) -> BenchResult:
     cs_path = cs or default_cs()
     points: list[Point] = []
     with tempfile.TemporaryDirectory(prefix="cs-bench-scale-") as tmp:
         for k in ks:
             for mode in modes:
-                points.append(asyncio.run(_point(cs_path, mode, k, lines, Path(tmp))))
+                points.append(asyncio.run(_point(cs_path, mode, k, lines, Path(tmp), point_timeout)))
     if plot is not None:
         _plot(points, plot)
     series: dict[str, Summary] = {}
@@ -236,27 +249,32 @@ def run(
         series[f"{p.mode} K={p.k}: lifecycle idle (same server)"] = Summary.of(p.probe_idle)
         p50, p99 = statistics.median(p.probe_load) * 1000, percentile(p.probe_load, 99) * 1000
         table.append(
-            f"{p.mode:9} K={p.k:<3} {p.rate:9.0f} lines/s  lifecycle p50/p99 {p50:7.2f} / {p99:8.2f} ms"
+            f"{p.mode:9} K={p.k:<3} {p.acked_rate:9.0f} lines/s  lifecycle p50/p99 {p50:7.2f} / {p99:8.2f} ms"
             f" (idle p99 {percentile(p.probe_idle, 99) * 1000:.2f})"
             f"  outbox peak {p.outbox_peak:7d}  server CPU {p.server_cpu_s / p.wall_s:.2f} cores"
             f"  wall {p.wall_s:.1f}s  reconnected {p.reconnects}/{p.k}"
+            + ("" if p.unfinished is None else f"  STOPPED at the timeout: {p.stored} stored, {p.unfinished} kept")
         )
     for mode in modes:
         by_k = {p.k: p for p in points if p.mode == mode}
         if 1 in by_k:
             for k, p in sorted(by_k.items()):
                 if k != 1:
-                    ratios[f"{mode}: aggregate lines/s K={k} / K=1"] = p.rate / by_k[1].rate
+                    ratios[f"{mode}: aggregate lines/s K={k} / K=1"] = p.acked_rate / by_k[1].acked_rate
             if 32 in by_k:
                 goals.append(
                     Goal(
-                        f"{mode}: lines/s K=32 / K=1", by_k[32].rate / by_k[1].rate, GOAL_K32_VS_K1, "x", at_least=True
+                        f"{mode}: lines/s K=32 / K=1",
+                        by_k[32].acked_rate / by_k[1].acked_rate,
+                        GOAL_K32_VS_K1,
+                        "x",
+                        at_least=True,
                     )
                 )
     fast = {p.k: p for p in points if p.mode == "fast"}
     for p in points:
         if p.mode == "pipelined" and p.k in fast:
-            ratios[f"K={p.k}: lines/s fast / pipelined"] = fast[p.k].rate / p.rate
+            ratios[f"K={p.k}: lines/s fast / pipelined"] = fast[p.k].acked_rate / p.acked_rate
     return BenchResult(
         bench="scale",
         title="K concurrent cs stream processes on one server: lines/s, lifecycle latency, outbox, server CPU",
@@ -270,7 +288,7 @@ def run(
                 {
                     "mode": p.mode,
                     "k": p.k,
-                    "lines_per_s": round(p.rate),
+                    "lines_per_s": round(p.acked_rate),
                     "wall_s": round(p.wall_s, 2),
                     "stored": p.stored,
                     "lifecycle_p50_ms": round(statistics.median(p.probe_load) * 1000, 3),
@@ -279,12 +297,15 @@ def run(
                     "outbox_peak_rows": p.outbox_peak,
                     "server_cpu_cores": round(p.server_cpu_s / p.wall_s, 3),
                     "reconnected_processes": p.reconnects,
+                    "finished": p.unfinished is None,
+                    "kept_at_timeout": p.unfinished or 0,
                 }
                 for p in points
             ],
         },
         notes=[
             "one run per point; wall = first spawn -> last exit, incl. K cs start-ups (~0.15 s CPU each)",
+            f"a lifecycle probe not acknowledged within {_PROBE_TIMEOUT:g} s counts as {_PROBE_TIMEOUT:g} s",
             "the stream is checked to hold exactly K*(N+1) log events per point",
         ],
     )
@@ -296,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lines", type=int, default=DEFAULT_LINES, help=f"lines per process ({DEFAULT_LINES})")
     parser.add_argument("--modes", default=",".join(MODES), help="fast,pipelined (default both)")
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG figure here")
+    parser.add_argument("--point-timeout", type=float, default=300.0, help="stop a point after this many s")
     parser.add_argument("--cs", type=Path, default=None, help="the cs script (default: next to this interpreter)")
     add_common_args(parser)
     args = parser.parse_args(argv)
@@ -303,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     modes = tuple(m for m in args.modes.split(",") if m)
     if not ks or min(ks) < 1 or args.lines < 1 or not set(modes) <= set(MODES) or not modes:
         parser.error("--ks must be positive integers, --lines >= 1, --modes a subset of fast,pipelined")
-    emit([run(ks, args.lines, modes, args.plot, args.cs)], args.json)
+    emit([run(ks, args.lines, modes, args.plot, args.cs, args.point_timeout)], args.json)
 
 
 if __name__ == "__main__":
