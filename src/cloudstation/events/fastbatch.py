@@ -263,6 +263,10 @@ class FastIngest:
                 )
             self._fail(batch, f"fast-ingest batch refused: {desc}")
             return
+        if reply.batch and 0 < reply.count < batch.sent:  # never seen: the server took fewer than sent
+            self._ack_through(batch, entry, reply.count)
+            self._fail(batch, f"the final PubAck covers {reply.count} of {batch.sent} messages")
+            return
         if reply.batch:  # the final PubAck: everything sent is stored (seq 0: all were duplicates)
             self._ack_through(batch, entry, batch.sent)
             self._forget(batch)
