@@ -9,7 +9,9 @@ run time in a file. Against a real ``nats-server`` (stream created with ``cs nat
    publish → PubAck → row removed. The stream is then asked (stream info, ``subjects_filter``) how many
    messages it holds on ``build.log.D`` and ``build.log.end.D``: N and 1. The baseline, on the same
    server: nats-py's ``js.publish_async`` of N payloads of the same size and shape (same headers,
-   ``Nats-Msg-Id`` included) on its own connection, then ``publish_async_completed()``.
+   ``Nats-Msg-Id`` included) on its own connection, then ``publish_async_completed()``. ``cs nats setup``
+   turns ``allow_batched`` on, so this ``cs stream`` sends fast-ingest batches; a second run with
+   ``CS_FAST_INGEST=off`` (same server, same run) measures the pipelined path.
 2. *Build slow-down*: the child's own run time (first line printed → last line flushed) under ``cs
    stream`` (the run above) versus with its stdout on ``/dev/null``, and piped to ``cat > /dev/null``
    (the floor for any pipe reader; medians of three runs each).
@@ -18,7 +20,7 @@ run time in a file. Against a real ``nats-server`` (stream created with ``cs nat
    events kept in it (a direct SQLite count, and ``cs events pending --json``); then a server is started
    on that port and ``cs events flush`` is timed delivering them all.
 
-Nothing is asserted: goals (≥ 25,000 lines/s, ≥ 1.5x ``publish_async``, child slow-down ≤ 1.10x, peak
+Nothing is asserted: goals (≥ 25,000 lines/s, ≥ 2x ``publish_async``, child slow-down ≤ 1.10x, peak
 RSS ≤ 80 MB) are reported as met or not.
 
 ``python -m bench.logstream [--lines 1000000] [--down-timeout 5] [--json]``.
@@ -52,7 +54,7 @@ from cloudstation.events.stream import default_stream_name
 DEFAULT_LINES = 1_000_000
 DEFAULT_DOWN_TIMEOUT = 5.0
 GOAL_LINES_PER_S = 25_000.0
-GOAL_VS_PUBLISH_ASYNC = 1.5
+GOAL_VS_PUBLISH_ASYNC = 2.0
 GOAL_CHILD_RATIO = 1.10
 GOAL_PEAK_RSS_MB = 80.0
 
@@ -61,6 +63,7 @@ _PHASE = "build"
 # Same length, so that the baseline's payloads and headers are the size of cs's.
 _DEPLOY_UP = "bench-logs-up"
 _DEPLOY_BASELINE = "bench-logs-pa"
+_DEPLOY_PIPELINED = "bench-logs-pl"
 _DEPLOY_DOWN = "bench-logs-dn"
 _DEVNULL_RUNS = 3
 
@@ -261,6 +264,8 @@ class _Figures:
     stream_run: ProcRun
     stream_child_s: float
     stream_counts: tuple[int, int]
+    pipelined_run: ProcRun
+    pipelined_counts: tuple[int, int]
     baseline_s: float
     baseline_errors: int
     baseline_payload_bytes: int
@@ -300,6 +305,10 @@ def _measure(cs: Path, lines: int, down_timeout: float, tmp: Path) -> _Figures:
         stream_run = spawn(argv, env, tmp, "stream-up", timeout).check()
         stream_child_s = _child_time(time_file)
         counts_up = stream_counts(server.url, _DEPLOY_UP)
+        argv, _ = stream_argv(_DEPLOY_PIPELINED, "stream-pipelined")
+        env_pipelined = {**env, "CS_FAST_INGEST": "off"}
+        pipelined_run = spawn(argv, env_pipelined, tmp, "stream-pipelined", timeout).check()
+        counts_pipelined = stream_counts(server.url, _DEPLOY_PIPELINED)
         prepare_rate = _prepare_only(lines)
         baseline_s, baseline_errors, baseline_bytes = asyncio.run(_publish_async(server.url, lines))
         counts_baseline = stream_counts(server.url, _DEPLOY_BASELINE)
@@ -343,6 +352,8 @@ def _measure(cs: Path, lines: int, down_timeout: float, tmp: Path) -> _Figures:
         stream_run=stream_run,
         stream_child_s=stream_child_s,
         stream_counts=counts_up,
+        pipelined_run=pipelined_run,
+        pipelined_counts=counts_pipelined,
         baseline_s=baseline_s,
         baseline_errors=baseline_errors,
         baseline_payload_bytes=baseline_bytes,
@@ -379,6 +390,7 @@ def run(lines: int = DEFAULT_LINES, down_timeout: float = DEFAULT_DOWN_TIMEOUT, 
     with tempfile.TemporaryDirectory(prefix="cs-bench-logstream-") as tmp:
         f = _measure(cs_path, lines, down_timeout, Path(tmp))
     _check_counts("cs stream", f.stream_counts, lines, 1)
+    _check_counts("cs stream, pipelined", f.pipelined_counts, lines, 1)
     _check_counts("publish_async baseline", f.baseline_counts, lines, 0)
     _check_counts("cs events flush", f.flush_counts, lines, 1)
     if f.baseline_errors:
@@ -386,6 +398,7 @@ def run(lines: int = DEFAULT_LINES, down_timeout: float = DEFAULT_DOWN_TIMEOUT, 
 
     events = lines + 1
     cs_rate = events / f.stream_run.wall_s
+    pipelined_rate = events / f.pipelined_run.wall_s
     baseline_rate = lines / f.baseline_s
     devnull = statistics.median(f.devnull_child_s)
     child_ratio = f.stream_child_s / devnull
@@ -394,6 +407,7 @@ def run(lines: int = DEFAULT_LINES, down_timeout: float = DEFAULT_DOWN_TIMEOUT, 
     kept = sum(f.down_outbox.values())
     series = {
         "cs stream, server up: spawn -> exit (all acked)": Summary.of([f.stream_run.wall_s]),
+        "cs stream, CS_FAST_INGEST=off: spawn -> exit": Summary.of([f.pipelined_run.wall_s]),
         "publish_async: N publishes -> all acked": Summary.of([f.baseline_s]),
         "child under cs stream (own run time)": Summary.of([f.stream_child_s]),
         "child to /dev/null (own run time)": Summary.of(f.devnull_child_s),
@@ -405,6 +419,8 @@ def run(lines: int = DEFAULT_LINES, down_timeout: float = DEFAULT_DOWN_TIMEOUT, 
     }
     ratios = {
         "lines/s cs stream / publish_async": cs_rate / baseline_rate,
+        "lines/s cs stream pipelined (CS_FAST_INGEST=off) / publish_async": pipelined_rate / baseline_rate,
+        "lines/s cs stream fast-ingest / pipelined": cs_rate / pipelined_rate,
         "child time under cs / to /dev/null": child_ratio,
         "child time under cs / piped to cat": f.stream_child_s / statistics.median(f.cat_child_s),
         "child time piped to cat / to /dev/null": statistics.median(f.cat_child_s) / devnull,
@@ -428,6 +444,7 @@ def run(lines: int = DEFAULT_LINES, down_timeout: float = DEFAULT_DOWN_TIMEOUT, 
         details={
             "throughput (lines/s)": {
                 "cs stream, N lines + end, acked": round(cs_rate),
+                "cs stream with CS_FAST_INGEST=off (pipelined)": round(pipelined_rate),
                 "publish_async, N lines, acked": round(baseline_rate),
                 "cs stream, server down (journal only, incl. the delivery timeout)": round(events / f.down_run.wall_s),
                 "cs events flush": round(flush_rate),
@@ -435,6 +452,7 @@ def run(lines: int = DEFAULT_LINES, down_timeout: float = DEFAULT_DOWN_TIMEOUT, 
             },
             "stream holds (lines, ends)": {
                 "cs stream": list(f.stream_counts),
+                "cs stream, pipelined": list(f.pipelined_counts),
                 "publish_async": list(f.baseline_counts),
                 "after cs events flush": list(f.flush_counts),
             },

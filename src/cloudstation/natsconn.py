@@ -8,7 +8,9 @@ Environment (compatible with the original ``cs``):
 
 New: ``NATS_CREDS`` (a ``.creds`` file), ``NATS_CA_FILE`` (for ``tls://`` URLs), ``NATS_PUBLISH_TIMEOUT``
 (PubAck wait, default 5s), ``NATS_FLUSH_TIMEOUT`` (default 5s), ``CS_DELIVERY_TIMEOUT`` (how long
-``cs`` waits at exit for its events to be acknowledged, default 60s). Durations accept ``250ms``,
+``cs`` waits at exit for its events to be acknowledged, default 60s), ``CS_FAST_INGEST`` (``auto``, the
+default: log lines go out as JetStream fast-ingest batches where the server and stream allow it;
+``off``: always one by one). Durations accept ``250ms``,
 ``5s``, ``1m``, ``1h`` or plain seconds.
 
 Unlike the original, a server without auth works with ``NATS_SERVERS`` alone. Secret values (the
@@ -182,6 +184,7 @@ class NatsSettings:
     flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
     name: str = "cs"
+    fast_ingest: bool = True
 
     @property
     def shown_servers(self) -> str:
@@ -245,7 +248,17 @@ def settings_from_env(env: Mapping[str, str], *, required: bool = True) -> NatsS
         publish_timeout=_duration_env(env, "NATS_PUBLISH_TIMEOUT", DEFAULT_PUBLISH_TIMEOUT),
         flush_timeout=_duration_env(env, "NATS_FLUSH_TIMEOUT", DEFAULT_FLUSH_TIMEOUT),
         delivery_timeout=_duration_env(env, "CS_DELIVERY_TIMEOUT", DEFAULT_DELIVERY_TIMEOUT),
+        fast_ingest=_fast_ingest_env(env),
     )
+
+
+def _fast_ingest_env(env: Mapping[str, str]) -> bool:
+    value = env.get("CS_FAST_INGEST", "").strip().lower()
+    if value in ("", "auto", "on"):
+        return True
+    if value == "off":
+        return False
+    raise ConfigError(f"CS_FAST_INGEST: {value!r} is not one of auto, off")
 
 
 def _duration_env(env: Mapping[str, str], name: str, default: float) -> float:

@@ -96,6 +96,7 @@ def test_logstream_bench_tiny() -> None:
     assert result["params"]["lines"] == 2000
     assert set(result["series"]) == {
         "cs stream, server up: spawn -> exit (all acked)",
+        "cs stream, CS_FAST_INGEST=off: spawn -> exit",
         "publish_async: N publishes -> all acked",
         "child under cs stream (own run time)",
         "child to /dev/null (own run time)",
@@ -107,6 +108,8 @@ def test_logstream_bench_tiny() -> None:
     }
     assert set(result["ratios"]) == {
         "lines/s cs stream / publish_async",
+        "lines/s cs stream pipelined (CS_FAST_INGEST=off) / publish_async",
+        "lines/s cs stream fast-ingest / pipelined",
         "child time under cs / to /dev/null",
         "child time under cs / piped to cat",
         "child time piped to cat / to /dev/null",
@@ -124,6 +127,7 @@ def test_logstream_bench_tiny() -> None:
     # Counts, not timings: every event reached the stream, or was kept and then flushed.
     assert details["stream holds (lines, ends)"] == {
         "cs stream": [2000, 1],
+        "cs stream, pipelined": [2000, 1],
         "publish_async": [2000, 0],
         "after cs events flush": [2000, 1],
     }
@@ -151,11 +155,14 @@ def test_all_benches_print_tables() -> None:
         "200",
         "--logstream-down-timeout",
         "0.5",
+        "--journal-n",
+        "300",
     )
     for heading in (
         "== delivery:",
         "== startup:",
         "== logstream:",
+        "== journal:",
         "p50 ms",
         "p99 ms",
         "ratios:",

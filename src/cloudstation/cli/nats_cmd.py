@@ -61,7 +61,8 @@ def setup(name: str | None, replicas: int, max_age: str, duplicate_window: str, 
         verb = "unchanged"
     click.echo(
         f"stream {result.name} {verb}: subjects {' '.join(result.subjects)}, replicas {result.replicas}, "
-        f"max age {_fmt(result.max_age)}, duplicate window {_fmt(result.duplicate_window)}"
+        f"max age {_fmt(result.max_age)}, duplicate window {_fmt(result.duplicate_window)}, "
+        f"fast-ingest batches {'allowed' if result.allow_batched else 'off (the server has none: needs 2.14+)'}"
     )
 
 
@@ -125,7 +126,7 @@ async def _check(settings: Any) -> Any:
 
     nc = await connect_plain(settings)
     try:
-        return await check(nc, settings.prefix)
+        return await check(nc, settings.prefix, fast_ingest=settings.fast_ingest)
     finally:
         await nc.close()
 

@@ -3,7 +3,8 @@
 One asyncio task per process reads this process's outbox rows in sequence order and publishes them:
 
 - ``build.log`` lines are pipelined: up to ``window`` messages in flight, each with its own reply
-  subject on one wildcard inbox subscription, so thousands of PubAcks can be outstanding.
+  subject on one wildcard inbox subscription, so thousands of PubAcks can be outstanding. Where the
+  server and stream allow it they go out as fast-ingest batches instead (``events/fastbatch.py``).
 - Every other event is a *barrier*: it is published only after everything before it has been
   acknowledged, then alone: publish → PubAck → ``flush()`` bounded by the flush timeout (a flush
   failure is a warning: the PubAck already proves the event is stored).
@@ -36,6 +37,7 @@ import msgspec
 
 from cloudstation.errors import AuthError, ContractError, DeliveryError, OutboxError, OutboxFullError, RefusedError
 from cloudstation.events.contract import DEFAULT_MAX_PAYLOAD, Event, admit
+from cloudstation.events.fastbatch import FastIngest, server_supports, server_version
 from cloudstation.events.outbox import Outbox, StoredEvent
 from cloudstation.natsconn import NatsSettings
 
@@ -158,6 +160,7 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Future[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
+        self._fast: FastIngest | None = None  # fast-ingest batches on this connection, if the server has them
 
     # -- public API --------------------------------------------------------------------------------
 
@@ -320,6 +323,9 @@ class Publisher:
                 await asyncio.sleep(1.0)
                 continue
             if not batch:
+                if self._fast is not None:  # an idle moment: close the open fast-ingest batch
+                    await self._fast.commit()
+                    self._flush_removals()
                 if self._rewind_from is not None:  # a failure reported after its batch was sent
                     await self._rewind(backoff)
                     continue
@@ -382,6 +388,8 @@ class Publisher:
                 if self._rewind_from is not None:
                     return
                 await self._publish_barrier(item)
+            elif self._fast is not None and self._fast.takes(item, self._tracked):
+                await self._fast.add(item)
             else:
                 while len(self._inflight) >= self.window:
                     self._slot_free.clear()
@@ -476,14 +484,17 @@ class Publisher:
                 self._retry_from(item, desc)
             _fail(entry.barrier, err)
             return
-        ack = Ack(stream=resp.stream, seq=resp.seq, duplicate=resp.duplicate)
+        self._acked(item, Ack(stream=resp.stream, seq=resp.seq, duplicate=resp.duplicate), entry.barrier)
+
+    def _acked(self, item: StoredEvent, ack: Ack | None, barrier: asyncio.Future[Ack] | None) -> None:
+        """``item`` is stored (a PubAck, or a fast-ingest ack covering it: ``ack`` None)."""
         self._to_remove.append(item.seq)
         self._undelivered -= 1
         self.delivered += 1
-        if item.seq in self._tracked:
+        if ack is not None and item.seq in self._tracked:
             self.results[item.seq] = ack
-        if entry.barrier is not None and not entry.barrier.done():
-            entry.barrier.set_result(ack)
+        if barrier is not None and ack is not None and not barrier.done():
+            barrier.set_result(ack)
         self._progress.set()
 
     # -- failure handling --------------------------------------------------------------------------
@@ -576,6 +587,8 @@ class Publisher:
 
     async def _settle(self) -> None:
         """Wait until nothing is in flight (each entry is acknowledged, refused or timed out)."""
+        if self._fast is not None:
+            await self._fast.commit()
         while self._inflight:
             self._settled.clear()
             await self._settled.wait()
@@ -681,6 +694,10 @@ class Publisher:
         nc.options["reconnect_time_wait"] = 0.5
         self._inbox = nc.new_inbox() + "."
         await nc.subscribe(self._inbox + "*", cb=self._on_reply)
+        self._fast = None
+        if self.settings.fast_ingest and server_supports(server_version(nc)):
+            self._fast = FastIngest(nc, self, _InFlight)
+            await self._fast.start()
         self._nc = nc
         with contextlib.suppress(OutboxError, OutboxFullError):
             self.outbox.remember_max_payload(int(nc.max_payload))

@@ -1,0 +1,298 @@
+"""JetStream fast-ingest batches (ADR-50, nats-server >= 2.14, stream ``allow_batched``) for log lines.
+
+Spoken over the Publisher's own nats-py connection. A batch is a run of ordinary publishes whose reply
+subject carries the protocol: ``<root>.<batch id>.<flow>.fail.<batch seq>.<op>.$FI`` (op 0 starts the
+batch, 1 appends, 3 ends it without storing the end marker). The server stores each message as it
+arrives and answers on one wildcard subscription:
+
+- ``{"type":"ack","seq":N,"msgs":F}``: messages 1..N of the batch are stored (or were duplicates of
+  stored ones: every message keeps its ``Nats-Msg-Id``); the server acks at least every F messages;
+- ``{"type":"gap"...}`` / ``{"type":"err"...}`` / ``{"error":...}``: the batch is over (gap mode
+  ``fail``); ``{"error":{"err_code":10205}}`` on the first message means the stream has no
+  ``allow_batched``;
+- the final PubAck ``{"stream","seq","batch","count"}`` after the end marker: everything is stored.
+  ``seq`` is 0 when every message was a duplicate (a resend after a crash): that is a success too.
+
+Exactly-once with the outbox: a row is forgotten only once an ack covers it. Anything ambiguous (a
+gap, an error, a lost connection, no progress within the publish timeout) expires the batch; the
+Publisher rewinds to the oldest unacknowledged row and sends it again in a new batch, with the same
+msg ids, which JetStream's duplicate window turns into no-ops. One Publisher ``_inflight`` entry
+stands for the whole open batch (its ``item`` is the oldest unacknowledged row), so the Publisher's
+settle, watchdog and disconnect handling cover batches unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from cloudstation.events.contract import HEADER_MSG_ID, Event, EventKind
+from cloudstation.events.outbox import StoredEvent
+
+log = logging.getLogger("cloudstation.events.publisher")
+
+MIN_SERVER_VERSION = (2, 14, 0)
+DEFAULT_FLOW = 256  # the server acks at least every FLOW messages
+OUTSTANDING_ACKS = 4  # at most FLOW * OUTSTANDING_ACKS messages unacknowledged
+_HEADER_OVERHEAD = 200  # headers + protocol line + the longer reply subject
+_ERR_NOT_ENABLED = 10205
+_OP_START, _OP_APPEND, _OP_END = 0, 1, 3
+
+
+class _Reply(msgspec.Struct):
+    type: str = ""
+    seq: int = 0
+    msgs: int = 0
+    last_seq: int = 0
+    stream: str = ""
+    batch: str = ""
+    count: int = 0
+    error: dict[str, Any] | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Reply)
+
+
+class Host(Protocol):
+    """What a batch needs from the Publisher that owns the connection."""
+
+    _inflight: dict[str, Any]
+    _slot_free: asyncio.Event
+    _no_responders: dict[int, StoredEvent]
+
+    def _acked(self, item: StoredEvent, ack: Any, barrier: Any) -> None: ...
+    def _after_removal(self) -> None: ...
+    def _expire_inflight(self, reason: str) -> None: ...
+
+
+def server_supports(version: str | None) -> bool:
+    """Whether a server of ``version`` (``2.15.1``, ``2.14.0-RC.1``) speaks fast ingest."""
+    if not version:
+        return False
+    parts: list[int] = []
+    for token in version.split("-", 1)[0].split(".")[:3]:
+        digits = "".join(ch for ch in token if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    while len(parts) < 3:
+        parts.append(0)
+    return tuple(parts) >= MIN_SERVER_VERSION
+
+
+def server_version(nc: Any) -> str:
+    """The version the connected server announced in its INFO (``""`` if unknown)."""
+    info = getattr(nc, "_server_info", None) or {}
+    return str(info.get("version", ""))
+
+
+def which_path(
+    *, enabled: bool, server_version: str | None, stream: str | None, allow_batched: bool | None
+) -> tuple[bool, str]:
+    """The path log lines take, and why (for ``cs nats check``)."""
+    if not enabled:
+        return False, "pipelined publishes (fast-ingest batches turned off by CS_FAST_INGEST=off)"
+    if not server_supports(server_version):
+        return False, f"pipelined publishes (server {server_version or '?'} has no fast-ingest batches: needs 2.14+)"
+    if stream is None:
+        return False, "pipelined publishes (no stream covers build.log yet: run `cs nats setup`)"
+    if not allow_batched:
+        return False, f"pipelined publishes (stream {stream} has allow_batched off: `cs nats setup` turns it on)"
+    return True, f"fast-ingest batches (server {server_version}, stream {stream} has allow_batched)"
+
+
+@dataclass(eq=False)
+class _Batch:
+    token: str
+    prefix: str
+    subject: str
+    sent: int = 0  # batch seq of the last message sent
+    acked: int = 0  # highest batch seq acknowledged
+    started: bool = False
+    unacked: deque[StoredEvent] = field(default_factory=deque)
+
+
+class FastIngest:
+    """Fast-ingest batches on one connection. The Publisher calls :meth:`add` and :meth:`commit`."""
+
+    def __init__(
+        self,
+        nc: Any,
+        host: Host,
+        entry: Callable[[StoredEvent, float, None], Any],
+        *,
+        flow: int = DEFAULT_FLOW,
+    ) -> None:
+        self._nc = nc
+        self._host = host
+        self._entry = entry
+        self.flow = flow
+        self._limit = flow * OUTSTANDING_ACKS
+        self._root = nc.new_inbox()
+        self._batches: dict[str, _Batch] = {}
+        self._open: _Batch | None = None
+        self._header_tails: dict[tuple[EventKind, str], str] = {}
+        self.enabled = True
+        self.batches = 0  # batches started (for tests and benches)
+
+    async def start(self) -> None:
+        await self._nc.subscribe(self._root + ".>", cb=self._on_reply)
+
+    def takes(self, item: StoredEvent, tracked: Collection[int]) -> bool:
+        """Log lines whose PubAck nobody waits for, while the stream accepts batches."""
+        return (
+            self.enabled
+            and item.event.kind is EventKind.BUILD_LOG
+            and item.seq not in tracked
+            and len(item.event.data) + _HEADER_OVERHEAD <= self._nc.max_payload
+        )
+
+    async def add(self, item: StoredEvent) -> None:
+        """Publish ``item`` in the open batch (starting one if needed); waits for window space."""
+        batch = self._open
+        if batch is not None and batch.token not in self._host._inflight:
+            batch = self._open = None  # expired by the Publisher: start afresh after its rewind
+        first = batch is None
+        if batch is None:
+            batch = self._new_batch(item)
+        batch.sent += 1
+        op = _OP_START if first else _OP_APPEND
+        if not batch.unacked:
+            self._host._inflight[batch.token].sent_at = time.monotonic()
+        batch.unacked.append(item)
+        ev = item.event
+        try:
+            await self._publish(ev, f"{batch.prefix}{batch.sent}.{op}.$FI")
+        except Exception as exc:
+            self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
+            return
+        slot_free = self._host._slot_free
+        while (not batch.started or len(batch.unacked) >= self._limit) and batch.token in self._host._inflight:
+            slot_free.clear()
+            await slot_free.wait()
+
+    async def commit(self) -> None:
+        """End the open batch (its final PubAck then acknowledges the rest); no-op when none is open."""
+        batch, self._open = self._open, None
+        if batch is None or batch.token not in self._host._inflight:
+            return
+        try:
+            await self._nc.publish(batch.subject, b"", reply=f"{batch.prefix}{batch.sent + 1}.{_OP_END}.$FI")
+        except Exception as exc:
+            self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
+
+    async def _publish(self, ev: Event, reply: str) -> None:
+        """``nc.publish`` with the HPUB frame built here: our subjects, reply subjects and header values
+        are already valid (no white space, no CR/LF), so nats-py's per-message checks and header
+        encoding are skipped while connected (they cost as much as the rest of the path). Falls back
+        to ``nc.publish`` when the connection is not up or nats-py's internals are not as expected.
+        """
+        nc = self._nc
+        send = getattr(nc, "_send_command", None)
+        if send is None or not nc.is_connected:
+            await nc.publish(ev.subject, ev.data, reply=reply, headers=ev.headers())
+            return
+        # Only the msg id differs between the lines of one deployment: the rest of the block is cached.
+        tail = self._header_tails.get((ev.kind, ev.deployment_id))
+        if tail is None:
+            rest = {k: v for k, v in ev.headers().items() if k != HEADER_MSG_ID}
+            tail = "".join([f"\r\n{k}: {v}" for k, v in rest.items()]) + "\r\n\r\n"
+            self._header_tails[(ev.kind, ev.deployment_id)] = tail
+        hdr = f"NATS/1.0\r\n{HEADER_MSG_ID}: {ev.msg_id}{tail}".encode()
+        size = len(hdr)
+        data = ev.data
+        await send(b"".join((f"HPUB {ev.subject} {reply} {size} {size + len(data)}\r\n".encode(), hdr, data, b"\r\n")))
+        queue = nc._flush_queue
+        if queue is not None and queue.empty():
+            await nc._flush_pending()
+
+    def _new_batch(self, item: StoredEvent) -> _Batch:
+        batch_id = os.urandom(9).hex()
+        token = "F" + batch_id
+        batch = _Batch(token, f"{self._root}.{batch_id}.{self.flow}.fail.", item.event.subject)
+        self._batches[batch_id] = batch
+        self._host._inflight[token] = self._entry(item, time.monotonic(), None)
+        self._open = batch
+        self.batches += 1
+        return batch
+
+    async def _on_reply(self, msg: Any) -> None:
+        batch_id = msg.subject[len(self._root) + 1 :].split(".", 1)[0]
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            return
+        entry = self._host._inflight.get(batch.token)
+        if entry is None:  # expired: the rows are being sent again
+            self._forget(batch)
+            return
+        headers = msg.headers
+        if headers and headers.get("Status") == "503":
+            # No responders: no stream for the subject, or a clustered stream electing a leader.
+            self._host._no_responders[entry.item.seq] = entry.item
+            self._fail(batch, "no responders for the subject")
+            return
+        try:
+            reply = _DECODER.decode(msg.data)
+        except msgspec.DecodeError:
+            self._fail(batch, "unreadable fast-ingest reply")
+            return
+        if reply.type == "ack":
+            batch.started = True
+            if reply.msgs > 0:  # the server may lower the flow when it lags (never raise it): follow it
+                self._limit = min(reply.msgs, self.flow) * OUTSTANDING_ACKS
+            self._ack_through(batch, entry, reply.seq)
+            return
+        if reply.type == "gap":
+            self._fail(batch, f"fast-ingest batch gap after message {reply.last_seq}")
+            return
+        if reply.error is not None:
+            code = reply.error.get("err_code")
+            desc = str(reply.error.get("description", reply.error))
+            if code == _ERR_NOT_ENABLED and self.enabled:
+                self.enabled = False
+                log.info(
+                    "stream %s does not accept fast-ingest batches (allow_batched is off; `cs nats setup` "
+                    "turns it on): log lines are published one by one",
+                    reply.stream or "?",
+                )
+            self._fail(batch, f"fast-ingest batch refused: {desc}")
+            return
+        if reply.batch and 0 < reply.count < batch.sent:  # never seen: the server took fewer than sent
+            self._ack_through(batch, entry, reply.count)
+            self._fail(batch, f"the final PubAck covers {reply.count} of {batch.sent} messages")
+            return
+        if reply.batch:  # the final PubAck: everything sent is stored (seq 0: all were duplicates)
+            self._ack_through(batch, entry, batch.sent)
+            self._forget(batch)
+            del self._host._inflight[batch.token]
+            self._host._after_removal()
+            return
+        self._fail(batch, "unexpected fast-ingest reply")
+
+    def _ack_through(self, batch: _Batch, entry: Any, seq: int) -> None:
+        acked = self._host._acked
+        while batch.acked < seq and batch.unacked:
+            batch.acked += 1
+            acked(batch.unacked.popleft(), None, None)
+        if batch.unacked:
+            entry.item = batch.unacked[0]
+        entry.sent_at = time.monotonic()
+        self._host._slot_free.set()
+
+    def _fail(self, batch: _Batch, reason: str) -> None:
+        """Ambiguous: expire everything in flight; the Publisher rewinds and sends again (same ids)."""
+        self._forget(batch)
+        if batch.token in self._host._inflight:
+            self._host._expire_inflight(reason)
+        self._host._slot_free.set()
+
+    def _forget(self, batch: _Batch) -> None:
+        self._batches.pop(batch.token[1:], None)
+        if self._open is batch:
+            self._open = None
