@@ -42,11 +42,15 @@ def _print_lines(count: int, tag: str) -> list[str]:
     return [sys.executable, "-c", f"for n in range({count}): print('{tag} line', n)"]
 
 
-def _plant_legacy_poison(state_dir: Path, deployment_id: str) -> None:
+def _plant_legacy_poison(state_dir: Path, deployment_id: str, kind: str = "build.log.end") -> None:
     """A row journaled by an older cs (no door) whose process died: its subject is far longer than the
     server's control-line limit, which drops the connection of whoever sends it."""
     db = sqlite3.connect(state_dir / "outbox.sqlite3")
-    payload = json.dumps({"deploymentId": deployment_id, "jobId": 9, "status": "failed"}).encode()
+    if kind == "build.log":
+        fields = {"jobId": 9, "serviceId": "s", "ownerId": "o", "logOutput": "stdout", "content": "poison"}
+        payload = json.dumps({"deploymentId": deployment_id, **fields, "timestamp": 1, "sequence": 1}).encode()
+    else:
+        payload = json.dumps({"deploymentId": deployment_id, "jobId": 9, "status": "failed"}).encode()
     with db:
         db.execute(
             "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL, "
@@ -56,8 +60,8 @@ def _plant_legacy_poison(state_dir: Path, deployment_id: str) -> None:
         )
         db.execute(
             "INSERT INTO events (owner, msg_id, kind, subject, deployment_id, data, created_at) "
-            "VALUES ('4242-deadbeef0000', 'legacy-poison-1', 'build.log.end', ?, ?, ?, ?)",
-            (f"build.log.end.{deployment_id}", deployment_id, payload, time.time()),
+            "VALUES ('4242-deadbeef0000', 'legacy-poison-1', ?, ?, ?, ?, ?)",
+            (kind, f"{kind}.{deployment_id}", deployment_id, payload, time.time()),
         )
     db.close()
 
@@ -136,6 +140,32 @@ def test_poison_events_among_10k_from_3_deployments_sharing_an_outbox_block_noth
         assert text.returncode == 0
         assert "[set aside]" in text.stdout and '"content":"xxxx' in text.stdout
         assert "(5014 characters)" in text.stdout  # the poison subject is cut in the listing
+    finally:
+        server.kill()
+
+
+def test_a_legacy_poison_log_line_is_set_aside_on_the_fast_ingest_path_too(
+    cs: CsRunner, state_dir: Path, tmp_path: Path
+) -> None:
+    """Log lines may go out as fast-ingest batches: the door before each send covers that path as well."""
+    server = NatsServer(tmp_path / "nats").start()
+    try:
+        env = {"NATS_SERVERS": server.url}
+        setup = cs("nats", "setup", env=env)
+        assert setup.returncode == 0, setup.stderr
+        check = cs("nats", "check", env=env)
+        assert "fast-ingest" in check.stdout + check.stderr
+        _plant_legacy_poison(state_dir, "q" * 5000, kind="build.log")
+        res = cs("stream", "--deployment-id", "dep-ok", "--job-id", "3", "--", *_print_lines(50, "ok"), env=env)
+        assert res.returncode == 0, res.stderr
+        stored = read_stream(server.url)
+        assert [m.json["content"] for m in stored if m.subject == "build.log.dep-ok"] == [
+            f"ok line {n}\n" for n in range(50)
+        ]
+        assert not any("q" * 100 in m.subject for m in stored)
+        pending = _pending(cs)
+        assert [p["state"] for p in pending] == ["set aside"]
+        assert "is longer than 1024" in str(pending[0]["last_error"])
     finally:
         server.kill()
 

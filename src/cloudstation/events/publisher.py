@@ -389,7 +389,8 @@ class Publisher:
                     return
                 await self._publish_barrier(item)
             elif self._fast is not None and self._fast.takes(item, self._tracked):
-                await self._fast.add(item)
+                if not self._refused(item):  # the door again: a poison row left in the outbox is set aside
+                    await self._fast.add(item)
             else:
                 while len(self._inflight) >= self.window:
                     self._slot_free.clear()
@@ -432,13 +433,20 @@ class Publisher:
         async with asyncio.timeout(self.settings.flush_timeout):
             await asyncio.shield(task)
 
-    async def _send(self, item: StoredEvent, barrier: asyncio.Future[Ack] | None) -> bool:
-        ev = item.event
+    def _refused(self, item: StoredEvent) -> str:
+        """The door before each send: why ``item`` can never be delivered (it is set aside), else ``""``."""
         try:
-            admit(ev, self._nc.max_payload)
+            admit(item.event, self._nc.max_payload)
         except ContractError as exc:
             self._set_aside(item, str(exc))
-            _fail(barrier, RefusedError(str(exc)))
+            return str(exc)
+        return ""
+
+    async def _send(self, item: StoredEvent, barrier: asyncio.Future[Ack] | None) -> bool:
+        ev = item.event
+        refusal = self._refused(item)
+        if refusal:
+            _fail(barrier, RefusedError(refusal))
             return False
         self._token += 1
         token = str(self._token)
