@@ -41,6 +41,26 @@ podman_service = engine_kit.podman_service
 DOCKERFILE = f"FROM scratch\nCOPY index.html /www/index.html\nEXPOSE 8080\nLABEL {LABEL}\n"
 
 
+def _task_env(
+    cs: CsRunner,
+    nats_server: NatsServer,
+    podman_service: PodmanService,
+    fake_bin: FakeBin,
+    recorder: Recorder,
+    tmp_path: Path,
+) -> dict[str, str]:
+    """A dispatched task's environment: the real engine, recorded real tools, fakes for Nomad, a git remote."""
+    return {
+        **setup_stream(cs, nats_server),
+        **podman_service.env,
+        "PATH": f"{fake_bin.bin_dir}:{recorder.path()}",
+        "HOME": str(tmp_path / "home"),
+        "CS_WORK_DIR": str(tmp_path / "work"),
+        "NOMAD_ALLOC_DIR": str(tmp_path / "alloc"),
+        "CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}",
+    }
+
+
 def test_deploy_repository_builds_and_pushes_a_real_image(
     cs: CsRunner,
     nats_server: NatsServer,
@@ -54,16 +74,8 @@ def test_deploy_repository_builds_and_pushes_a_real_image(
     fake_bin.add("nomad-pack")
     fake_bin.add("nomad")
     make_bare_repo(tmp_path / "remote", "acme/web", {"main": {"Dockerfile": DOCKERFILE, "index.html": "hello\n"}})
-    env = {
-        **setup_stream(cs, nats_server),
-        **podman_service.env,
-        "DOCKER_BUILDKIT": "1",
-        "PATH": f"{fake_bin.bin_dir}:{recorder.path()}",
-        "HOME": str(tmp_path / "home"),
-        "CS_WORK_DIR": str(tmp_path / "work"),
-        "NOMAD_ALLOC_DIR": str(tmp_path / "alloc"),
-        "CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}",
-    }
+    # an inherited DOCKER_BUILDKIT=1 must not break the build on an engine without BuildKit
+    env = _task_env(cs, nats_server, podman_service, fake_bin, recorder, tmp_path) | {"DOCKER_BUILDKIT": "1"}
     params: dict[str, Any] = {
         **IDENTITY,
         "repository": "acme/web",
@@ -130,15 +142,7 @@ def test_a_bad_dockerfile_fails_the_deployment_with_the_engines_message(
     fake_bin.add("nomad-pack")
     files = {"Dockerfile": "FROM scratch\nCOPY missing-file.txt /x\n", "index.html": "hello\n"}
     make_bare_repo(tmp_path / "remote", "acme/web", {"main": files})
-    env = {
-        **setup_stream(cs, nats_server),
-        **podman_service.env,
-        "PATH": f"{fake_bin.bin_dir}:{recorder.path()}",
-        "HOME": str(tmp_path / "home"),
-        "CS_WORK_DIR": str(tmp_path / "work"),
-        "NOMAD_ALLOC_DIR": str(tmp_path / "alloc"),
-        "CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}",
-    }
+    env = _task_env(cs, nats_server, podman_service, fake_bin, recorder, tmp_path)
     params: dict[str, Any] = {
         **IDENTITY,
         "repository": "acme/web",
