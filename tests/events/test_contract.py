@@ -153,3 +153,14 @@ def test_kind_of_subject() -> None:
     assert c.kind_of_subject("p.build.log.d1", "p") is c.EventKind.BUILD_LOG
     assert c.kind_of_subject("job.destroyed") is c.EventKind.JOB_DESTROYED
     assert c.kind_of_subject("other.thing") is None
+
+
+@pytest.mark.parametrize("data", [b'{"id": "s", "reason": "\xff"}', '{"id": "s", "reason": "\ud800"}'])
+def test_invalid_utf8_reads_the_same_whatever_msgspec_says(data: bytes | str) -> None:
+    """msgspec 0.22 and 0.23 report invalid UTF-8 differently; a user reads one message either way."""
+    with pytest.raises(ContractError) as payload_err:
+        c.decode_payload(c.EventKind.JOB_DESTROYED, data)
+    assert str(payload_err.value) == "invalid job.destroyed payload: not valid UTF-8"
+    with pytest.raises(ContractError) as json_err:
+        c.decode_json(data, "batch line 3")
+    assert str(json_err.value) == "batch line 3: not valid UTF-8"

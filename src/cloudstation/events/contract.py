@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -246,27 +246,34 @@ def admit(event: Event, max_payload: int) -> Event:
 
 def decode_payload(kind: EventKind, data: bytes | str) -> Payload:
     """Decode and validate JSON ``data`` as the payload of ``kind``; errors name the field."""
-    try:
-        payload: Payload = msgspec.json.decode(data, type=PAYLOAD_TYPES[kind])  # type: ignore[assignment]
-    except msgspec.ValidationError as exc:
-        raise ContractError(f"invalid {kind.value} payload: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise ContractError(f"invalid {kind.value} payload: not valid JSON ({exc})") from None
-    except UnicodeError:
-        raise ContractError(f"invalid {kind.value} payload: not valid UTF-8") from None
-    except RecursionError:
-        raise ContractError(f"invalid {kind.value} payload: JSON nested too deeply") from None
+    payload: Payload = _decode(data, f"invalid {kind.value} payload", PAYLOAD_TYPES[kind])  # type: ignore[assignment]
     return payload
 
 
 def decode_json(data: bytes | str, where: str) -> object:
     """Any JSON document handed to ``cs`` (a ``--batch`` line): bad input is a :class:`ContractError`."""
+    return _decode(data, where, object)
+
+
+def _decode(data: bytes | str, where: str, type_: Any) -> object:
+    """One mapping of bad JSON to a :class:`ContractError` starting with ``where``.
+
+    UTF-8 is checked here, not left to msgspec: 0.22 raised ``UnicodeDecodeError`` where 0.23 raises a
+    ``DecodeError``, and the user must read the same words on both.
+    """
     try:
-        return msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
-        raise ContractError(f"{where}: not valid JSON ({exc})") from None
+        if isinstance(data, bytes):
+            data.decode("utf-8")
+        else:
+            data.encode("utf-8")
     except UnicodeError:
         raise ContractError(f"{where}: not valid UTF-8") from None
+    try:
+        return msgspec.json.decode(data, type=type_)
+    except msgspec.ValidationError as exc:
+        raise ContractError(f"{where}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ContractError(f"{where}: not valid JSON ({exc})") from None
     except RecursionError:
         raise ContractError(f"{where}: JSON nested too deeply") from None
 
