@@ -3,8 +3,9 @@
 One thread per pipe reads large chunks (the pipes are enlarged to 1 MiB where Linux allows) and
 appends them, tagged with the output and the read time, to one :class:`PipeSpool` in reading order.
 The spool keeps up to ``memory_limit`` bytes in memory and spills the rest to an anonymous temporary
-file, so the child never blocks on a full pipe and memory stays bounded; the log stream consumes the
-records on the event loop at its own pace.
+file, so the child never blocks on a full pipe and memory stays bounded; the consumer (a deployment's
+build log, through :func:`~cloudstation.processes.spawn.run_child`) takes the records on the event loop
+at its own pace.
 """
 
 from __future__ import annotations

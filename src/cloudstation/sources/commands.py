@@ -9,13 +9,12 @@ kills the child (its whole process group) before the cancellation propagates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
+
+from cloudstation.processes.stopping import kill_group
 
 StreamName = Literal["stdout", "stderr"]
 
@@ -61,7 +60,7 @@ class CollectingRunner:
             return await process.wait()
         finally:
             if process.returncode is None:
-                _kill_group(process.pid)
+                kill_group(process.pid)
                 await process.wait()
 
     def text(self, stream: StreamName | None = None) -> str:
@@ -79,8 +78,3 @@ class CollectingRunner:
 
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace").rstrip("\r")
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
