@@ -1,9 +1,10 @@
 """How the sources room runs external commands: the ``CommandRunner`` protocol and its default.
 
-A later layer streams every subprocess's output into the deployment's build log, so commands never run
-behind the caller's back: they go through a runner that owns the output. The default runner here,
-:class:`CollectingRunner`, keeps the output lines in memory. Cancelling the task that awaits a runner
-kills the child (its whole process group) before the cancellation propagates.
+A later layer streams every subprocess's output into the deployment's build log (dispatch's runner
+goes through ``plugins.childlog.run_into_log``), so commands never run behind the caller's back: they go
+through a runner that owns the output. The default runner here, :class:`CollectingRunner`, keeps the
+output lines in memory. Cancelling the task that awaits a runner kills the child (its whole process
+group, :func:`~cloudstation.processes.stopping.kill_group`) before the cancellation propagates.
 """
 
 from __future__ import annotations
