@@ -25,12 +25,11 @@ def test_memory_is_bounded_and_the_rest_spills_to_a_temp_file_in_order() -> None
         chunks = _chunks(50, 100)  # 5000 bytes for a 1000-byte memory
         for chunk in chunks:
             spool.put(chunk)
-        assert spool._memory_bytes <= 1000
-        assert sum(len(c.data) for c in spool._memory) == spool._memory_bytes
-        assert spool._file is not None  # the rest went to disk
+        assert 0 < spool.memory_bytes <= 1000
+        assert spool.spilled  # the rest went to disk
         got = await _drain(spool, len(chunks), max_bytes=300)  # several takes, memory first, then the file
         assert got == chunks
-        assert spool._file is None  # drained: back to memory only
+        assert not spool.spilled  # drained: back to memory only
         spool.close()
 
     asyncio.run(scenario())
@@ -43,12 +42,13 @@ def test_after_a_spill_new_chunks_queue_behind_the_file_not_in_memory() -> None:
         for chunk in first:
             spool.put(chunk)
         spool.put(later[0])  # small enough for memory, but it must not overtake the spilled ones
-        assert len(spool._memory) == 2
+        assert spool.memory_bytes == 200
         got = await _drain(spool, 7)
         assert got == [*first, later[0]]
         for chunk in later[1:]:  # once drained, memory again
             spool.put(chunk)
-        assert spool._file is None
+        assert not spool.spilled
+        assert spool.memory_bytes == 20
         assert await _drain(spool, 2) == later[1:]
 
     asyncio.run(scenario())

@@ -52,6 +52,18 @@ class PipeSpool:
         self._read_pos = 0
         self._ready = asyncio.Event()
 
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of chunks held in memory now (at most ``memory_limit``)."""
+        with self._lock:
+            return self._memory_bytes
+
+    @property
+    def spilled(self) -> bool:
+        """Whether chunks wait in the temporary file now (new ones queue there until it is drained)."""
+        with self._lock:
+            return self._file is not None
+
     # -- producers (reader threads) ----------------------------------------------------------------
 
     def put(self, chunk: Chunk) -> None:
