@@ -26,7 +26,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cloudstation.events.logstream import LogIdentity, LogLine, LogStream
+from cloudstation.events.buildlog import BuildLog, LogIdentity, LogLine
 from cloudstation.events.redaction import Redactor
 from cloudstation.plugins.base import Artifact, PluginContext, PluginError
 from cloudstation.plugins.builtin.docker import CsDocker, Docker
@@ -78,7 +78,7 @@ def rig(
     app.mkdir()
     (app / "hello.txt").write_text("hello from cs\n")
     lines: list[LogLine] = []
-    log = LogStream(None, LogIdentity("dep-real", 1), echo=lines.append, redactor=Redactor(()))
+    log = BuildLog(None, LogIdentity("dep-real", 1), echo=lines.append, redactor=Redactor(()))
     ctx = PluginContext(project="demo", app="web", app_path=app, state_dir=tmp_path / "state", log=log, env=env)
     yield Rig(ctx, recorder, engine, env, lines)
 

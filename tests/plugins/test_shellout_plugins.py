@@ -1,6 +1,6 @@
 """The builtins that shell out (csdocker, docker, railpack, nixpacks, nomad-pack) against recording fakes.
 
-Each test runs the real plugin code through a real :class:`PluginContext` / :class:`LogStream` (no NATS);
+Each test runs the real plugin code through a real :class:`PluginContext` / :class:`BuildLog` (no NATS);
 the tools are the fakes of :mod:`tests.fakes.fakebin`, which record argv, cwd, env and stdin. Secrets are
 canaries: they must reach the tool only where intended (stdin, env) and never argv or a log line.
 """
@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from cloudstation.config import hclwriter, parse_config
-from cloudstation.events.logstream import LogIdentity, LogLine, LogStream
+from cloudstation.events.buildlog import BuildLog, LogIdentity, LogLine
 from cloudstation.events.redaction import Redactor
 from cloudstation.plugins.base import Artifact, PluginContext, PluginError, Status
 from cloudstation.plugins.builtin._engine import buildkit_features
@@ -70,7 +70,7 @@ def make_run(tmp_path: Path, fake: FakeBin, *, secrets: tuple[str, ...] = SECRET
     app.mkdir(exist_ok=True)
     (app / "Dockerfile").write_text("FROM scratch\n")
     lines: list[LogLine] = []
-    log = LogStream(None, LogIdentity("test-dep", 1), echo=lines.append, redactor=Redactor(secrets))
+    log = BuildLog(None, LogIdentity("test-dep", 1), echo=lines.append, redactor=Redactor(secrets))
     ctx = PluginContext(project="demo", app="web", app_path=app, state_dir=tmp_path / "state", log=log, env=fake.env)
     return Run(ctx, lines)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from cloudstation.sources.runner import CollectingRunner
+from cloudstation.sources.commands import CollectingRunner
 from tests.localhttp import serving
 
 GIT_IDENTITY = {

@@ -45,7 +45,7 @@ def dispatch(task: str | None, params_file: Path | None, quiet: bool) -> None:
     128+N stopped by signal N (143 for SIGTERM, 130 for SIGINT).
     """
     from cloudstation.dispatch.worker import request_from_env, request_from_file, run
-    from cloudstation.events.logstream import LogLine
+    from cloudstation.events.buildlog import LogLine
 
     if (task is None) != (params_file is None):
         raise UsageError("--task and --params-file go together (or give neither and set NOMAD_META_*)")

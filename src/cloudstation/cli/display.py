@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from cloudstation.events.logstream import LogLine
+from cloudstation.events.buildlog import LogLine
 
 Mode = Literal["rich", "plain", "json", "quiet"]
 
@@ -25,7 +25,7 @@ def choose_mode(*, quiet: bool, as_json: bool) -> Mode:
 
 
 class LogDisplay:
-    """A callable echo for :class:`~cloudstation.events.logstream.LogStream` plus a live status line."""
+    """A callable echo for :class:`~cloudstation.events.buildlog.BuildLog` plus a live status line."""
 
     def __init__(self, mode: Mode) -> None:
         self.mode = mode

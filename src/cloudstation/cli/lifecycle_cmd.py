@@ -96,7 +96,7 @@ def _run_command(steps: tuple[Step, ...]) -> Callable[..., None]:
         from cloudstation.events.contract import validate_deployment_id
         from cloudstation.events.redaction import Redactor
         from cloudstation.events.session import EventSession
-        from cloudstation.lifecycle.runner import RunIdentity, run_apps
+        from cloudstation.lifecycle.apps import RunIdentity, run_apps
 
         if deployment_id:
             validate_deployment_id(deployment_id, field="--deployment-id")
@@ -165,7 +165,7 @@ up = _make(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def destroy(file: Path, app: str | None, as_json: bool) -> None:
     """Stop and remove each app's deployment."""
-    from cloudstation.events.logstream import LogIdentity, LogStream
+    from cloudstation.events.buildlog import BuildLog, LogIdentity
     from cloudstation.events.redaction import Redactor
 
     lifecycle = _load(file)
@@ -178,7 +178,7 @@ def destroy(file: Path, app: str | None, as_json: bool) -> None:
 
     async def main() -> None:
         for a in apps:
-            log = LogStream(
+            log = BuildLog(
                 None, LogIdentity("local", 0), redactor=Redactor(lifecycle.project.sensitive_values), echo=echo
             )
             await lifecycle.destroy(a, log)
@@ -199,13 +199,13 @@ def destroy(file: Path, app: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def status(file: Path, app: str | None, as_json: bool) -> None:
     """Show what each app's platform reports (running, stopped, unknown)."""
-    from cloudstation.events.logstream import LogIdentity, LogStream
+    from cloudstation.events.buildlog import BuildLog, LogIdentity
 
     lifecycle = _load(file)
     apps = lifecycle.apps(app)
 
     async def main() -> list[tuple[str, Any]]:
-        log = LogStream(None, LogIdentity("local", 0))
+        log = BuildLog(None, LogIdentity("local", 0))
         return [(a.name, await lifecycle.status(a, log)) for a in apps]
 
     rows = asyncio.run(main())

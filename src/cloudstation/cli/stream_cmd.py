@@ -55,8 +55,8 @@ def stream(
     NATS: lines are kept in the local outbox and delivered as fast as the server allows.
     """
     from cloudstation.cli.display import LogDisplay, choose_mode
+    from cloudstation.events.buildlog import LogIdentity
     from cloudstation.events.contract import validate_field
-    from cloudstation.events.logstream import LogIdentity
     from cloudstation.events.redaction import Redactor
     from cloudstation.events.session import EventSession
 
@@ -75,33 +75,29 @@ def stream(
 async def _run(
     session: Any, identity: Any, redactor: Any, display: Any, argv: list[str], phase: str, send_end: bool
 ) -> int:
-    from cloudstation.events.logstream import LogStream
-    from cloudstation.events.stopping import StopSignals
+    from cloudstation.events.buildlog import BuildLog
+    from cloudstation.plugins.childlog import run_into_log
+    from cloudstation.processes.signals import StopSignals
 
-    main = asyncio.current_task()
-    assert main is not None
     lost = ""
     async with session:
-        log = LogStream(
-            session.publisher, identity, prefix=session.prefix, redactor=redactor, echo=display, phase=phase
-        )
+        log = BuildLog(session.publisher, identity, prefix=session.prefix, redactor=redactor, echo=display, phase=phase)
         if session.publisher is not None:
             log.check_fits(session.publisher.payload_limit)
         ticker = asyncio.create_task(_tick(display))
+        rc = 0
         with StopSignals() as stop:
             try:
-                rc = await log.run(argv)
+                with stop.caught():
+                    rc = await run_into_log(log, argv)
             except FileNotFoundError:
                 log.emit(f"cs: command not found: {argv[0]}", output="stderr")
                 rc = 127
-            except asyncio.CancelledError:
-                if stop.signum is None:
-                    raise
-                main.uncancel()
-                rc = 128 + stop.signum
-                log.emit(f"cs: stopped by signal {stop.signum}", output="stderr")
             finally:
                 ticker.cancel()
+        if stop.stopped and stop.signum is not None:
+            rc = 128 + stop.signum
+            log.emit(f"cs: stopped by signal {stop.signum}", output="stderr")
         try:
             if send_end:
                 log.end("success" if rc == 0 else "failed")

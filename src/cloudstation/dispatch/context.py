@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloudstation.backend.client import BackendClient, Step
+from cloudstation.events.buildlog import BuildLog, EventSink
 from cloudstation.events.contract import Event
-from cloudstation.events.logstream import EventSink, LogStream
 from cloudstation.events.redaction import Redactor
 
 log = logging.getLogger("cloudstation.dispatch")
@@ -32,7 +32,7 @@ STOPPING_UPDATE_BOUND = 0.8
 class TaskContext:
     """One deployment's runtime: its log stream, event sink, backend client, redactor and work dir."""
 
-    log: LogStream
+    log: BuildLog
     redactor: Redactor
     env: Mapping[str, str]
     work_dir: Path

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from cloudstation.dispatch.context import TaskContext
 from cloudstation.dispatch.params_models import DestroyJob, DestroyJobPackParams
 from cloudstation.events.contract import EventKind, JobDestroyed, make_event
+from cloudstation.plugins.childlog import run_into_log
 
 # A Nomad job id as we accept it in argv: no leading "-" (it would read as a flag), no white space.
 _JOB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@/-]{0,127}")
@@ -90,7 +91,7 @@ async def _stop(ctx: TaskContext, job: DestroyJob, index: int, wait: float) -> b
         ctx.say(f"stopping job {job.job_id}: {' '.join(argv)}" + (f" (attempt {attempt})" if attempt > 1 else ""))
         output: list[str] = []
         try:
-            code = await ctx.log.run(argv, env=env, capture=output)
+            code = await run_into_log(ctx.log, argv, env=env, capture=output)
         except FileNotFoundError:
             ctx.warn(f"{where} ({job.job_id}): nomad is not installed (not found on PATH); not stopped")
             return False

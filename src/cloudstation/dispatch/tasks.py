@@ -27,6 +27,7 @@ from cloudstation.dispatch.project import APP, FILENAME, render
 from cloudstation.errors import CsError
 from cloudstation.lifecycle.engine import Lifecycle, RunResult, Step
 from cloudstation.plugins.base import Artifact
+from cloudstation.plugins.childlog import run_into_log
 from cloudstation.plugins.registry import PluginRegistry
 from cloudstation.secrets.vault import VaultSettings, fetch_secrets
 from cloudstation.sources.git import clone_repository
@@ -58,7 +59,7 @@ class _LogRunner:
         self.phase = phase
 
     async def __call__(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None) -> int:
-        return await self.ctx.log.run(argv, env=env, cwd=cwd, phase=self.phase)
+        return await run_into_log(self.ctx.log, argv, env=env, cwd=cwd, phase=self.phase)
 
 
 async def deploy_repository(ctx: TaskContext, params: DeployRepositoryParams) -> None:

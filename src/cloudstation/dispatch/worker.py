@@ -33,14 +33,14 @@ from cloudstation.dispatch.context import TaskContext
 from cloudstation.dispatch.params import ParamsError, PartialIdentity, Task, decode_params, parse_task
 from cloudstation.dispatch.params_models import DeployParamsBase, DestroyJobPackParams
 from cloudstation.errors import ConfigError, ContractError, CsError, ExitCode
+from cloudstation.events.buildlog import BuildLog, Echo, LogIdentity
 from cloudstation.events.contract import validate_deployment_id
-from cloudstation.events.logstream import Echo, LogIdentity, LogStream
 from cloudstation.events.outbox import default_state_dir
 from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
-from cloudstation.events.stopping import StopSignals
 from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
 from cloudstation.natsconn import format_duration, parse_duration
+from cloudstation.processes.signals import StopSignals
 
 log = logging.getLogger("cloudstation.dispatch")
 
@@ -236,8 +236,6 @@ def _failed_code(signum: int | None) -> int:
 
 async def _supervise(start: Callable[[], Awaitable[None]], deadline: float, ctx: TaskContext) -> tuple[str, int | None]:
     """Run the task under the deadline and SIGTERM/SIGINT; ``(error, the signal that stopped it)``."""
-    main = asyncio.current_task()
-    assert main is not None
     error = ""
 
     def on_stop() -> None:
@@ -245,15 +243,13 @@ async def _supervise(start: Callable[[], Awaitable[None]], deadline: float, ctx:
 
     with StopSignals(on_stop) as stop:
         try:
-            async with asyncio.timeout(deadline):
-                await start()
+            with stop.caught():
+                async with asyncio.timeout(deadline):
+                    await start()
+            if stop.stopped and stop.signum is not None:
+                error = f"stopped by {signal.Signals(stop.signum).name}"
         except TimeoutError:
             error = f"the job timed out after {format_duration(deadline)} (CS_JOB_TIMEOUT)"
-        except asyncio.CancelledError:
-            if stop.signum is None:
-                raise
-            main.uncancel()
-            error = f"stopped by {signal.Signals(stop.signum).name}"
         except CsError as exc:
             error = str(exc)
         except Exception as exc:  # a bug: report it without its text (it may quote data)
@@ -276,7 +272,7 @@ async def _run_destroy(
     redactor = Redactor([*params.secrets(), *session.secrets])
     async with session:
         # No deployment: the output is shown (redacted) but not published as a build log.
-        stream = LogStream(None, LogIdentity("destroy-job-pack", 0), redactor=redactor, echo=echo, phase="deploy")
+        stream = BuildLog(None, LogIdentity("destroy-job-pack", 0), redactor=redactor, echo=echo, phase="deploy")
         ctx = TaskContext(
             log=stream,
             redactor=redactor,

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from cloudstation.config.model import App, ProjectConfig
 from cloudstation.errors import CsError, UsageError
-from cloudstation.events.logstream import LogStream
+from cloudstation.events.buildlog import BuildLog
 from cloudstation.plugins.base import Artifact, Deployment, PluginContext, Status
 from cloudstation.plugins.registry import PluginRegistry
 
@@ -84,7 +84,7 @@ class Lifecycle:
         """Every plugin of ``app``, created and config-validated (ConfigError with file:line)."""
         return {block.kind: self.registry.create(block) for block in app.components()}
 
-    def context(self, app: App, log: LogStream, deployment_id: str) -> PluginContext:
+    def context(self, app: App, log: BuildLog, deployment_id: str) -> PluginContext:
         return PluginContext(
             project=self.project.project,
             app=app.name,
@@ -96,7 +96,7 @@ class Lifecycle:
             deployment_id=deployment_id,
         )
 
-    async def run(self, app: App, steps: Sequence[Step], log: LogStream, result: RunResult) -> RunResult:
+    async def run(self, app: App, steps: Sequence[Step], log: BuildLog, result: RunResult) -> RunResult:
         """Run ``steps`` (skipping registry/release when the app has none) and fill ``result``."""
         plugins = self.plugins(app)
         ctx = self.context(app, log, result.deployment_id)
@@ -145,13 +145,13 @@ class Lifecycle:
             self._remember(app, result)
         return result
 
-    async def destroy(self, app: App, log: LogStream) -> None:
+    async def destroy(self, app: App, log: BuildLog) -> None:
         platform = self.registry.create(app.deploy)
         log.phase = "deploy"
         await platform.destroy(self.context(app, log, ""))
         self._forget(app)
 
-    async def status(self, app: App, log: LogStream) -> Status:
+    async def status(self, app: App, log: BuildLog) -> Status:
         platform = self.registry.create(app.deploy)
         status: Status = await platform.status(self.context(app, log, ""))
         return status

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from cloudstation.events.buildlog import BuildLog, Echo, EventSink, LogIdentity
 from cloudstation.events.contract import DeploymentResult, EventKind, StatusChanged, make_event
-from cloudstation.events.logstream import Echo, EventSink, LogIdentity, LogStream
 from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
 
@@ -39,7 +39,7 @@ class DeploymentReporter:
     """Publishes one deployment's start and outcome; a no-op without a sink (local runs)."""
 
     def __init__(
-        self, sink: EventSink | None, identity: DeploymentIdentity, log: LogStream, *, prefix: str = ""
+        self, sink: EventSink | None, identity: DeploymentIdentity, log: BuildLog, *, prefix: str = ""
     ) -> None:
         self.sink = sink
         self.identity = identity
@@ -87,9 +87,9 @@ def open_deployment(
     redactor: Redactor,
     echo: Echo | None = None,
     phase: str = "init",
-) -> tuple[LogStream, DeploymentReporter]:
+) -> tuple[BuildLog, DeploymentReporter]:
     """The log stream and the reporter of one deployment, publishing through ``session``."""
-    log = LogStream(
+    log = BuildLog(
         session.publisher, identity.log_identity, prefix=session.prefix, redactor=redactor, echo=echo, phase=phase
     )
     return log, DeploymentReporter(session.publisher, identity, log, prefix=session.prefix)

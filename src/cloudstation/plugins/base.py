@@ -8,7 +8,7 @@ a user may write in the component block) and one or more of the component method
 - Platform: ``async deploy(ctx, artifact) -> Deployment``; ``async destroy(ctx)``; ``async status(ctx)``
 - ReleaseManager: ``async release(ctx, deployment)``
 
-Plugins run every subprocess through ``ctx.run`` (the deployment's log stream: phase-tagged, redacted,
+Plugins run every subprocess through ``ctx.run`` (the deployment's build log: phase-tagged, redacted,
 cancellable), report progress with ``ctx.say``, and raise :class:`PluginError` with a clear message.
 """
 
@@ -23,7 +23,8 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import msgspec
 
 from cloudstation.errors import CsError
-from cloudstation.events.logstream import LogStream
+from cloudstation.events.buildlog import BuildLog
+from cloudstation.plugins.childlog import run_into_log
 
 
 class Component(StrEnum):
@@ -96,7 +97,7 @@ class PluginContext:
     app: str
     app_path: Path
     state_dir: Path
-    log: LogStream
+    log: BuildLog
     env: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     deployment_id: str = ""
@@ -115,8 +116,8 @@ class PluginContext:
         With ``capture``, the (redacted) lines it printed are also appended to that list.
         """
         try:
-            return await self.log.run(
-                argv, env=env, cwd=cwd if cwd is not None else self.app_path, stdin=stdin, capture=capture
+            return await run_into_log(
+                self.log, argv, env=env, cwd=cwd if cwd is not None else self.app_path, stdin=stdin, capture=capture
             )
         except FileNotFoundError:
             raise PluginError(f"{argv[0]} is not installed (not found on PATH)") from None

@@ -3,6 +3,7 @@ tar archive downloaded and extracted safely. Imports nothing of ours but :mod:`c
 """
 
 from cloudstation.sources.archive import extract_tar_safely
+from cloudstation.sources.commands import CollectingRunner, CommandRunner, OutputLine
 from cloudstation.sources.errors import (
     BranchNotFoundError,
     GitNotInstalledError,
@@ -12,7 +13,6 @@ from cloudstation.sources.errors import (
     UnsafeArchiveError,
 )
 from cloudstation.sources.git import PROVIDERS, GitProvider, clone_repository, remote_url
-from cloudstation.sources.runner import CollectingRunner, CommandRunner, OutputLine
 from cloudstation.sources.upload import download, fetch_upload
 
 __all__ = [

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cloudstation.sources.askpass import AskpassHelper, askpass_helper
+from cloudstation.sources.commands import CollectingRunner, CommandRunner
 from cloudstation.sources.errors import (
     BranchNotFoundError,
     GitNotInstalledError,
@@ -28,7 +29,6 @@ from cloudstation.sources.errors import (
     SourceError,
     redact,
 )
-from cloudstation.sources.runner import CollectingRunner, CommandRunner
 
 BASE_URL_VAR = "CS_GIT_BASE_URL"
 

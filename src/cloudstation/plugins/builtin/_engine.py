@@ -28,18 +28,17 @@ line saying which engine and builder were chosen.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloudstation.events.logstream import child_env as without_private_env
 from cloudstation.plugins.base import PluginContext, PluginError
+from cloudstation.processes.environment import without_private_env
+from cloudstation.processes.stopping import kill_group
 
 PROBE_TIMEOUT = 60.0
 CLIS = ("docker", "podman")
@@ -132,8 +131,7 @@ async def probe(argv: Sequence[str], *, env: Mapping[str, str], timeout: float =
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    kill_group(proc.pid)
     await proc.wait()
 
 

@@ -1,4 +1,4 @@
-"""The log stream against a real server: sequencing, splitting, redaction, the end barrier."""
+"""The build log against a real server: sequencing, splitting, redaction, the end barrier."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from cloudstation.events import contract as c
-from cloudstation.events.logstream import LogIdentity, LogLine, LogStream, LogStreamClosedError
+from cloudstation.events.buildlog import BuildLog, BuildLogClosedError, LogIdentity, LogLine
 from cloudstation.events.outbox import Outbox
 from cloudstation.events.publisher import Publisher
 from cloudstation.events.redaction import Redactor
 from cloudstation.events.stream import StreamSpec, setup_stream
 from cloudstation.natsconn import settings_from_env
+from cloudstation.plugins.childlog import run_into_log
 from tests.natsserver import NatsServer
 from tests.streamread import StoredMsg, read_stream_async
 
@@ -45,7 +46,7 @@ async def _with_log(
             if pub.max_payload is not None:
                 break
             await asyncio.sleep(0.01)
-        log = LogStream(pub, IDENT, redactor=redactor, echo=shown.append, phase="build")
+        log = BuildLog(pub, IDENT, redactor=redactor, echo=shown.append, phase="build")
         assert callable(body)
         await body(log)
         report = await pub.close(timeout=30)
@@ -58,10 +59,10 @@ def _logs(stored: list[StoredMsg]) -> list[dict[str, object]]:
 
 
 def test_one_sequence_across_stdout_and_stderr_and_cs_messages(nats_server: NatsServer, tmp_path: Path) -> None:
-    async def body(log: LogStream) -> None:
+    async def body(log: BuildLog) -> None:
         log.emit("cloning into /src", phase="clone")
-        rc = await log.run(
-            [sys.executable, "-c", "import sys; print('out1'); sys.stderr.write('err1\\n'); print('out2')"]
+        rc = await run_into_log(
+            log, [sys.executable, "-c", "import sys; print('out1'); sys.stderr.write('err1\\n'); print('out2')"]
         )
         assert rc == 0
         log.emit("done\nreally done")
@@ -93,14 +94,14 @@ def test_one_sequence_across_stdout_and_stderr_and_cs_messages(nats_server: Nats
 def test_scenario_3_a_line_after_the_end_is_rejected_loudly_and_never_published(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
-    async def body(log: LogStream) -> None:
+    async def body(log: BuildLog) -> None:
         log.emit("last real line")
         log.end("failed")
-        with pytest.raises(LogStreamClosedError, match="already ended: line rejected"):
+        with pytest.raises(BuildLogClosedError, match="already ended: line rejected"):
             log.emit("too late")
-        with pytest.raises(LogStreamClosedError):
-            await log.run(["echo", "also too late"])
-        with pytest.raises(LogStreamClosedError):
+        with pytest.raises(BuildLogClosedError):
+            await run_into_log(log, ["echo", "also too late"])
+        with pytest.raises(BuildLogClosedError):
             log.end("success")
 
     stored, _ = asyncio.run(_with_log(nats_server, tmp_path / "s", body))
@@ -115,8 +116,8 @@ def test_long_line_splits_under_max_payload_without_cutting_a_secret(tmp_path: P
     try:
         line = ("a" * 1000 + secret) * 40 + "\n"
 
-        async def body(log: LogStream) -> None:
-            await log.run([sys.executable, "-c", f"import sys; sys.stdout.write({line!r})"])
+        async def body(log: BuildLog) -> None:
+            await run_into_log(log, [sys.executable, "-c", f"import sys; sys.stdout.write({line!r})"])
             log.end("success")
 
         stored, _ = asyncio.run(_with_log(server, tmp_path / "s", body, redactor=Redactor([secret])))
@@ -130,12 +131,12 @@ def test_long_line_splits_under_max_payload_without_cutting_a_secret(tmp_path: P
 
 
 def test_trailing_partial_line_and_invalid_utf8(nats_server: NatsServer, tmp_path: Path) -> None:
-    async def body(log: LogStream) -> None:
+    async def body(log: BuildLog) -> None:
         code = (
             "import os; os.write(1, b'ok\\n\\xff\\xfebad\\n\\xe2\\x82'); "
             "os.write(1, b'\\xac euro'); os.write(2, b'tail')"
         )
-        assert await log.run([sys.executable, "-c", code]) == 0
+        assert await run_into_log(log, [sys.executable, "-c", code]) == 0
         log.end("success")
 
     stored, _ = asyncio.run(_with_log(nats_server, tmp_path / "s", body))
@@ -150,9 +151,9 @@ def test_cancelling_run_stops_the_child(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
 
     async def scenario() -> None:
-        log = LogStream(None, IDENT)
+        log = BuildLog(None, IDENT)
         code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-        task = asyncio.create_task(log.run([sys.executable, "-c", code]))
+        task = asyncio.create_task(run_into_log(log, [sys.executable, "-c", code]))
         while not pid_file.exists():
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)
@@ -167,7 +168,7 @@ def test_cancelling_run_stops_the_child(tmp_path: Path) -> None:
 
 def test_missing_executable_raises_file_not_found() -> None:
     async def scenario() -> None:
-        await LogStream(None, IDENT).run(["definitely-not-a-tool-42"])
+        await run_into_log(BuildLog(None, IDENT), ["definitely-not-a-tool-42"])
 
     with pytest.raises(FileNotFoundError):
         asyncio.run(scenario())

@@ -1,7 +1,9 @@
-"""A deployment's log: pipes → lines → redaction → one sequence → outbox → ``build.log.<deploymentId>``.
+"""A deployment's log: lines → redaction → one sequence → outbox → ``build.log.<deploymentId>``.
 
-One :class:`LogStream` owns a deployment's output: every subprocess a phase runs (:meth:`LogStream.run`,
-stdout and stderr read concurrently) and ``cs``'s own progress lines (:meth:`LogStream.emit`).
+One :class:`BuildLog` turns a deployment's output into events: the output of every child a phase runs
+(chunks in reading order, fed through :meth:`BuildLog.feed`; the child itself is run by
+:mod:`cloudstation.processes`, the glue is ``plugins.childlog.run_into_log`` and ``cs stream``) and
+``cs``'s own progress lines (:meth:`BuildLog.emit`). It knows nothing of processes.
 
 - Lines split on ``\\n``; a trailing partial line is emitted when its pipe closes; invalid UTF-8 is
   replaced (an incremental decoder, so a character split across reads survives).
@@ -11,15 +13,13 @@ stdout and stderr read concurrently) and ``cs``'s own progress lines (:meth:`Log
 - A line too long for one message (the server's ``max_payload``) becomes several events; their
   ``content`` concatenated in sequence order is the line. The room left for ``content`` is measured
   on the real envelope: the encoded payload with every other field (ids, phase) and the headers.
-- Reading a pipe never waits on NATS: lines collect in a small in-memory buffer that spills to the
+- Taking a line never waits on NATS: lines collect in a small in-memory buffer that spills to the
   durable outbox (a local SQLite write); the publisher drains the outbox on its own.
-- :meth:`LogStream.end` publishes ``build.log.end`` as a barrier: after every line is acknowledged.
-  A line after that is a programming error: :class:`LogStreamClosedError`, never published.
+- :meth:`BuildLog.end` publishes ``build.log.end`` as a barrier: after every line is acknowledged.
+  A line after that is a programming error: :class:`BuildLogClosedError`, never published.
 - A full disk never stops the build: lines that cannot be journaled are held in memory (bounded) and
-  journaled when there is room; what could not be kept is counted (:attr:`LogStream.lost`) and
-  :meth:`LogStream.end` raises :class:`~cloudstation.errors.OutboxFullError` saying so.
-- Stopping a child (a cancelled run) always finishes: SIGTERM to its process group, SIGKILL after
-  2 s, even when the caller is cancelled again meanwhile (a second signal never orphans the build).
+  journaled when there is room; what could not be kept is counted (:attr:`BuildLog.lost`) and
+  :meth:`BuildLog.end` raises :class:`~cloudstation.errors.OutboxFullError` saying so.
 """
 
 from __future__ import annotations
@@ -28,11 +28,9 @@ import asyncio
 import codecs
 import contextlib
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Protocol
 
 from cloudstation.errors import ContractError, CsError, OutboxFullError
@@ -40,7 +38,6 @@ from cloudstation.events.contract import (
     JOB_ID_MAX,
     JOB_ID_MIN,
     MAX_PHASE_CHARS,
-    BuildLog,
     BuildLogEnd,
     Event,
     EventKind,
@@ -51,9 +48,8 @@ from cloudstation.events.contract import (
     validate_deployment_id,
     validate_field,
 )
-from cloudstation.events.pipespool import PipeSpool, enlarge_pipe, start_reader
+from cloudstation.events.contract import BuildLog as BuildLogPayload
 from cloudstation.events.redaction import Redactor
-from cloudstation.events.stopping import stop_group
 
 Output = Literal["stdout", "stderr"]
 
@@ -64,23 +60,12 @@ _MIN_CONTENT_BYTES = 64  # an envelope leaving less room than this for the conte
 _HELD_MAX = 100_000  # lines held in memory while the outbox's disk is full
 _FULL_RETRY = 1.0  # seconds between two attempts to journal on a full disk
 
-log = logging.getLogger("cloudstation.events.logstream")
-_TAKE_BYTES = 256 * 1024  # bytes of output turned into lines between two yields to the event loop
+log = logging.getLogger("cloudstation.events.buildlog")
 _SPILL_LINES = 1024
 _SPILL_INTERVAL = 0.05
 
 
-#: Variables of cs's own that a child process never inherits (seeds, tokens, the dispatch params).
-PRIVATE_ENV = frozenset({"NATS_CLIENT_PRIVATE_KEY", "NATS_CREDS", "NOMAD_META_PARAMS", "ACCESS_TOKEN"})
-
-
-def child_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    """``env`` (default: this process's environment) without :data:`PRIVATE_ENV`."""
-    source = os.environ if env is None else env
-    return {k: v for k, v in source.items() if k not in PRIVATE_ENV}
-
-
-class LogStreamClosedError(CsError):
+class BuildLogClosedError(CsError):
     """A line arrived after the end of the log was requested: a programming error."""
 
 
@@ -124,8 +109,21 @@ class LogLine:
 Echo = Callable[[LogLine], None]
 
 
-class LogStream:
-    """The log of one deployment. Create it, attach processes, then :meth:`end` it once."""
+class OutputChunk(Protocol):
+    """Bytes a child wrote to one pipe, as read (``data`` empty: that pipe reached EOF)."""
+
+    @property
+    def output(self) -> Output: ...
+
+    @property
+    def read_ns(self) -> int: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+
+class BuildLog:
+    """The log of one deployment. Create it, feed it lines and output, then :meth:`end` it once."""
 
     def __init__(
         self,
@@ -164,90 +162,12 @@ class LogStream:
         for line in text.splitlines(keepends=True):
             self._add_line(line, output, phase or self.phase, now_ms, None)
 
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | str | None = None,
-        stdin: bytes | None = None,
-        phase: str | None = None,
-        capture: list[str] | None = None,
-    ) -> int:
-        """Run ``argv`` with stdout and stderr streamed into this log; returns its exit code.
+    def feed(self, phase: str | None = None, capture: list[str] | None = None) -> ChunkFeed:
+        """A consumer of one child's output (its stdout and stderr chunks, in reading order) for this log.
 
-        The pipes are drained by threads into a memory-bounded spool, so the child runs at its own
-        speed however slow the rest of the pipeline is. The child gets ``env`` (default: this
-        process's environment) without cs's own secrets (:data:`PRIVATE_ENV`). With ``capture``,
-        the (redacted) lines of this run are also appended to it. Cancelling the awaiting task
-        stops the child's whole process group (SIGTERM, then SIGKILL after 2 s). A missing
-        executable raises :class:`FileNotFoundError`.
-        """
+        With ``capture``, the (redacted) lines are also appended to it. Refused once the log ended."""
         self._check_open()
-        phase = phase or self.phase
-        loop = asyncio.get_running_loop()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        enlarge_pipe(out_w)
-        enlarge_pipe(err_w)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=err_w,
-                env=child_env(env),
-                cwd=cwd,
-                start_new_session=True,
-            )
-        except BaseException:
-            os.close(out_r)
-            os.close(err_r)
-            raise
-        finally:
-            os.close(out_w)
-            os.close(err_w)
-        spool = PipeSpool(loop)
-        start_reader(out_r, "stdout", spool)
-        start_reader(err_r, "stderr", spool)
-        try:
-            if stdin is not None:
-                assert proc.stdin is not None
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    proc.stdin.write(stdin)
-                    await proc.stdin.drain()
-                proc.stdin.close()
-            await self._consume(spool, phase, capture)
-            return await proc.wait()
-        except BaseException:
-            await stop_group(proc)
-            raise
-        finally:
-            spool.close()
-
-    async def _consume(self, spool: PipeSpool, phase: str, capture: list[str] | None) -> None:
-        """Turn the spooled chunks into lines, in reading order, until both pipes are closed."""
-        decoders = {o: codecs.getincrementaldecoder("utf-8")(errors="replace") for o in ("stdout", "stderr")}
-        partial: dict[Output, str] = {"stdout": "", "stderr": ""}
-        open_pipes = 2
-        while open_pipes:
-            for chunk in await spool.take(_TAKE_BYTES):
-                output = chunk.output
-                read_ms = chunk.read_ns // 1_000_000
-                text = decoders[output].decode(chunk.data, final=not chunk.data)
-                if text:
-                    lines = (partial[output] + text).split("\n")
-                    partial[output] = lines.pop()
-                    for line in lines:
-                        self._add_line(line + "\n", output, phase, read_ms, capture)
-                    if len(partial[output]) > self._max_chars(phase):
-                        partial[output] = self._emit_long_prefix(partial[output], output, phase, read_ms, capture)
-                if not chunk.data:
-                    open_pipes -= 1
-                    if partial[output]:
-                        self._add_line(partial[output], output, phase, read_ms, capture)
-                        partial[output] = ""
-            await asyncio.sleep(0)  # let the publisher run between batches
+        return ChunkFeed(self, phase or self.phase, capture)
 
     def _emit_long_prefix(
         self, partial: str, output: Output, phase: str, read_ms: int, capture: list[str] | None
@@ -267,7 +187,7 @@ class LogStream:
         if size is None:
             validate_field(phase, "phase", limit=MAX_PHASE_CHARS)
             ident = self.identity
-            widest = BuildLog(
+            widest = BuildLogPayload(
                 deployment_id=ident.deployment_id,
                 job_id=ident.job_id,
                 service_id=ident.service_id,
@@ -312,7 +232,7 @@ class LogStream:
                 self._echo(line)
             if self._sink is None:
                 continue
-            payload = BuildLog(
+            payload = BuildLogPayload(
                 deployment_id=ident.deployment_id,
                 job_id=ident.job_id,
                 service_id=ident.service_id,
@@ -379,7 +299,7 @@ class LogStream:
         """Close the log and queue ``build.log.end``; returns its outbox seq (None without a sink).
 
         The publisher sends it only after every earlier event is acknowledged. Any line after this
-        raises :class:`LogStreamClosedError`.
+        raises :class:`BuildLogClosedError`.
         """
         self._check_open()
         self.spill(force=True)
@@ -413,10 +333,39 @@ class LogStream:
 
     def _check_open(self) -> None:
         if self._ended:
-            raise LogStreamClosedError(
+            raise BuildLogClosedError(
                 f"log of deployment {self.identity.deployment_id} already ended: line rejected, not published"
             )
 
 
 def _split(content: str, limit: int) -> list[str]:
     return [content[i : i + limit] for i in range(0, len(content), limit)]
+
+
+class ChunkFeed:
+    """One child's output into its :class:`BuildLog`: chunks → lines, per pipe, in reading order."""
+
+    def __init__(self, log: BuildLog, phase: str, capture: list[str] | None) -> None:
+        self._log = log
+        self._phase = phase
+        self._capture = capture
+        self._decoders = {o: codecs.getincrementaldecoder("utf-8")(errors="replace") for o in ("stdout", "stderr")}
+        self._partial: dict[Output, str] = {"stdout": "", "stderr": ""}
+
+    def __call__(self, chunks: Iterable[OutputChunk]) -> None:
+        """Turn the next chunks into lines; a chunk with no data ends its pipe (its partial line goes out)."""
+        log, phase, capture, partial = self._log, self._phase, self._capture, self._partial
+        for chunk in chunks:
+            output = chunk.output
+            read_ms = chunk.read_ns // 1_000_000
+            text = self._decoders[output].decode(chunk.data, final=not chunk.data)
+            if text:
+                lines = (partial[output] + text).split("\n")
+                partial[output] = lines.pop()
+                for line in lines:
+                    log._add_line(line + "\n", output, phase, read_ms, capture)
+                if len(partial[output]) > log._max_chars(phase):
+                    partial[output] = log._emit_long_prefix(partial[output], output, phase, read_ms, capture)
+            if not chunk.data and partial[output]:
+                log._add_line(partial[output], output, phase, read_ms, capture)
+                partial[output] = ""

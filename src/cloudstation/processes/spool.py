@@ -3,8 +3,9 @@
 One thread per pipe reads large chunks (the pipes are enlarged to 1 MiB where Linux allows) and
 appends them, tagged with the output and the read time, to one :class:`PipeSpool` in reading order.
 The spool keeps up to ``memory_limit`` bytes in memory and spills the rest to an anonymous temporary
-file, so the child never blocks on a full pipe and memory stays bounded; the log stream consumes the
-records on the event loop at its own pace.
+file, so the child never blocks on a full pipe and memory stays bounded; the consumer (a deployment's
+build log, through :func:`~cloudstation.processes.spawn.run_child`) takes the records on the event loop
+at its own pace.
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ class PipeSpool:
         self._write_pos = 0
         self._read_pos = 0
         self._ready = asyncio.Event()
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of chunks held in memory now (at most ``memory_limit``)."""
+        with self._lock:
+            return self._memory_bytes
+
+    @property
+    def spilled(self) -> bool:
+        """Whether chunks wait in the temporary file now (new ones queue there until it is drained)."""
+        with self._lock:
+            return self._file is not None
 
     # -- producers (reader threads) ----------------------------------------------------------------
 

@@ -3,10 +3,13 @@
 :class:`StopSignals` is installed around the part of a command that runs children (``cs stream``, the
 lifecycle's apps, a dispatched task):
 
-- the first signal cancels the run's task once; cancelling stops the children (:func:`stop_group`:
-  SIGTERM to their process group, SIGKILL to the group after 2 s);
+- the first signal cancels the running task once; cancelling stops the children
+  (:func:`~cloudstation.processes.stopping.stop_group`: SIGTERM to their process group, SIGKILL to the
+  group after 2 s);
 - more signals while it is installed are ignored, so that stop always finishes (a second Ctrl-C or
   SIGTERM never orphans the build);
+- :meth:`StopSignals.caught` marks where the cancellation it caused ends: there the task is uncancelled
+  and the code after the block goes on (to report the stop), any other cancellation passes through;
 - when uninstalled, the handlers that were there before come back (not the default action that
   asyncio would leave): one more signal then ends ``cs`` through its entry point with 128+N, the
   events not yet delivered being kept in the outbox.
@@ -16,23 +19,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_KILL_GRACE = 2.0
 
 
 class StopSignals:
     """``with StopSignals() as stop:`` inside a coroutine; ``stop.signum`` is the signal that stopped it.
 
-    ``on_stop`` is called at the first signal, before the task is cancelled."""
+    ``on_stop`` is called at the first signal, before the task is cancelled. The usual shape::
+
+        with StopSignals() as stop:
+            with stop.caught():
+                await work()
+            if stop.stopped:
+                ...  # report "stopped by signal N"
+    """
 
     def __init__(self, on_stop: Callable[[], None] | None = None) -> None:
         self.received: list[int] = []
+        self.stopped = False  # the cancellation a signal caused was caught (the task was uncancelled)
         self._on_stop = on_stop
         self._previous: dict[int, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -59,6 +68,20 @@ class StopSignals:
             if self._task is not None:
                 self._task.cancel()
 
+    @contextlib.contextmanager
+    def caught(self) -> Iterator[None]:
+        """End here the cancellation a signal caused: uncancel the task once and set :attr:`stopped`.
+
+        Any other cancellation (none of ours, or a second one) passes through unchanged.
+        """
+        try:
+            yield
+        except asyncio.CancelledError:
+            if self.signum is None or self.stopped or self._task is None:
+                raise
+            self._task.uncancel()
+            self.stopped = True
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
@@ -68,36 +91,3 @@ class StopSignals:
             previous = self._previous.get(signum)
             if previous is not None:
                 signal.signal(signum, previous)
-
-
-async def stop_group(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the child's process group, then SIGKILL it after a grace period.
-
-    The stop always finishes: cancelling the caller again (a second signal) does not interrupt it;
-    the cancellation is passed on once the group is gone.
-    """
-    if proc.returncode is not None:
-        return
-    stopping = asyncio.ensure_future(_terminate_then_kill(proc))
-    cancelled = False
-    while not stopping.done():
-        try:
-            await asyncio.shield(stopping)
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-
-
-async def _terminate_then_kill(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        async with asyncio.timeout(_KILL_GRACE):
-            await proc.wait()
-    except TimeoutError:
-        pass
-    # SIGKILL the group in any case: the child may be gone while its children still run.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    await proc.wait()

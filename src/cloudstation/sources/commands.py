@@ -1,21 +1,21 @@
 """How the sources room runs external commands: the ``CommandRunner`` protocol and its default.
 
-A later layer streams every subprocess's output into the deployment's build log, so commands never run
-behind the caller's back: they go through a runner that owns the output. The default runner here,
-:class:`CollectingRunner`, keeps the output lines in memory. Cancelling the task that awaits a runner
-kills the child (its whole process group) before the cancellation propagates.
+A later layer streams every subprocess's output into the deployment's build log (dispatch's runner
+goes through ``plugins.childlog.run_into_log``), so commands never run behind the caller's back: they go
+through a runner that owns the output. The default runner here, :class:`CollectingRunner`, keeps the
+output lines in memory. Cancelling the task that awaits a runner kills the child (its whole process
+group, :func:`~cloudstation.processes.stopping.kill_group`) before the cancellation propagates.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
+
+from cloudstation.processes.stopping import kill_group
 
 StreamName = Literal["stdout", "stderr"]
 
@@ -61,7 +61,7 @@ class CollectingRunner:
             return await process.wait()
         finally:
             if process.returncode is None:
-                _kill_group(process.pid)
+                kill_group(process.pid)
                 await process.wait()
 
     def text(self, stream: StreamName | None = None) -> str:
@@ -79,8 +79,3 @@ class CollectingRunner:
 
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace").rstrip("\r")
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)

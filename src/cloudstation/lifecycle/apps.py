@@ -1,4 +1,4 @@
-"""One ``cs build|deploy|up`` run over one or more apps: identity, log stream, events, signals.
+"""One ``cs build|deploy|up`` run over one or more apps: identity, build log, events, signals.
 
 Each app is its own deployment (its own deployment id and log sequence). SIGTERM or SIGINT stops
 the running phase (the plugin's child within 2 s, even if a second signal comes), publishes
@@ -7,18 +7,17 @@ the running phase (the plugin's child within 2 s, even if a second signal comes)
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cloudstation.config.model import App
-from cloudstation.events.logstream import Echo
+from cloudstation.events.buildlog import Echo
 from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
-from cloudstation.events.stopping import StopSignals
 from cloudstation.lifecycle.engine import Lifecycle, RunResult, Step
 from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
+from cloudstation.processes.signals import StopSignals
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,6 @@ async def run_apps(
     """
     for app in apps:
         lifecycle.plugins(app)  # every config error before anything runs or is published
-    main = asyncio.current_task()
-    assert main is not None
     results: list[RunResult] = []
     with StopSignals() as stop:
         for app in apps:
@@ -74,12 +71,10 @@ async def run_apps(
             result = RunResult(app=app.name, deployment_id=ident.deployment_id)
             results.append(result)
             try:
-                await lifecycle.run(app, steps, log, result)
-            except asyncio.CancelledError:
-                if stop.signum is None:
-                    raise
-                main.uncancel()
-                result.error = result.error or f"stopped by signal {stop.signum}"
+                with stop.caught():
+                    await lifecycle.run(app, steps, log, result)
+                if stop.stopped:
+                    result.error = result.error or f"stopped by signal {stop.signum}"
             finally:
                 reporter.finish(result.ok)
             if not result.ok:
