@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
-from cloudstation.backend import BackendClient, BackendError, NetworkEntry, redact_query_token
+from cloudstation.backend import BackendClient, BackendError, NetworkEntry
 from cloudstation.errors import ConfigError
+from cloudstation.redaction import redact_query_token
 
 from .recording_backend import closed_port_url, recording_backend
 
@@ -49,8 +50,9 @@ async def test_update_step_request_shape(caplog: pytest.LogCaptureFixture) -> No
         "step": "clone",
         "status": "in_progress",
     }
-    assert second.body["error"] == "boom [REDACTED]"
+    assert second.body["error"] == "boom ***"
     assert any("HTTP Request: PUT" in record.getMessage() for record in caplog.records)
+    assert any("accessToken=***" in record.getMessage() for record in caplog.records)  # httpx's line, masked
     assert_canary_absent(caplog)
 
 
@@ -235,4 +237,4 @@ async def test_from_params_falls_back_to_env() -> None:
 
 def test_redact_query_token() -> None:
     url = f"http://h/api?serviceId=s&accessToken={CANARY}&x=1"
-    assert redact_query_token(url) == "http://h/api?serviceId=s&accessToken=[REDACTED]&x=1"
+    assert redact_query_token(url) == "http://h/api?serviceId=s&accessToken=***&x=1"

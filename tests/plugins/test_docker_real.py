@@ -27,9 +27,9 @@ import msgspec
 import pytest
 
 from cloudstation.events.logstream import LogIdentity, LogLine, LogStream
-from cloudstation.events.redaction import Redactor
 from cloudstation.plugins.base import Artifact, PluginContext, PluginError
 from cloudstation.plugins.builtin.docker import CsDocker, Docker
+from cloudstation.redaction import Redactor
 from tests.plugins import engine_kit
 from tests.plugins.engine_kit import LABEL, LocalRegistry, PodmanService, Recorder
 

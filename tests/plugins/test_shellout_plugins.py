@@ -18,7 +18,6 @@ import pytest
 
 from cloudstation.config import hclwriter, parse_config
 from cloudstation.events.logstream import LogIdentity, LogLine, LogStream
-from cloudstation.events.redaction import Redactor
 from cloudstation.plugins.base import Artifact, PluginContext, PluginError, Status
 from cloudstation.plugins.builtin._engine import buildkit_features
 from cloudstation.plugins.builtin.docker import CsDocker, Docker, DockerConfig
@@ -34,6 +33,7 @@ from cloudstation.plugins.builtin.packs import PACKS_DIR, embedded_pack_dir
 from cloudstation.plugins.builtin.packs.schema import load_variables, parse_type, vars_problems
 from cloudstation.plugins.builtin.railpack import Railpack
 from cloudstation.plugins.registry import PluginRegistry
+from cloudstation.redaction import Redactor
 from tests.fakes import fakebin
 from tests.fakes.fakebin import NOMAD_STATUS, FakeBin, Invocation, Rule
 from tests.plugins.engine_kit import free_port

@@ -1,5 +1,5 @@
 """The CloudStation backend HTTP client (best-effort step updates, domains, service updates).
-Imports nothing of ours but :mod:`cloudstation.errors`."""
+Imports nothing of ours but the base modules: errors, vocabulary (the step names) and redaction."""
 
 from cloudstation.backend.client import (
     STEP_STATUSES,
@@ -11,7 +11,6 @@ from cloudstation.backend.client import (
     Step,
     StepStatus,
 )
-from cloudstation.backend.redaction import install_log_redaction, redact_query_token
 
 __all__ = [
     "STEPS",
@@ -22,6 +21,4 @@ __all__ = [
     "NetworkEntry",
     "Step",
     "StepStatus",
-    "install_log_redaction",
-    "redact_query_token",
 ]

@@ -94,9 +94,9 @@ def _run_command(steps: tuple[Step, ...]) -> Callable[..., None]:
     ) -> None:
         from cloudstation.cli.display import LogDisplay, choose_mode
         from cloudstation.events.contract import validate_deployment_id
-        from cloudstation.events.redaction import Redactor
         from cloudstation.events.session import EventSession
         from cloudstation.lifecycle.runner import RunIdentity, run_apps
+        from cloudstation.redaction import Redactor
 
         if deployment_id:
             validate_deployment_id(deployment_id, field="--deployment-id")
@@ -166,7 +166,7 @@ up = _make(
 def destroy(file: Path, app: str | None, as_json: bool) -> None:
     """Stop and remove each app's deployment."""
     from cloudstation.events.logstream import LogIdentity, LogStream
-    from cloudstation.events.redaction import Redactor
+    from cloudstation.redaction import Redactor
 
     lifecycle = _load(file)
     apps = lifecycle.apps(app)

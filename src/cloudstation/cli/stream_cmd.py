@@ -57,8 +57,8 @@ def stream(
     from cloudstation.cli.display import LogDisplay, choose_mode
     from cloudstation.events.contract import validate_field
     from cloudstation.events.logstream import LogIdentity
-    from cloudstation.events.redaction import Redactor
     from cloudstation.events.session import EventSession
+    from cloudstation.redaction import Redactor
 
     identity = LogIdentity(deployment_id=deployment_id, job_id=job_id, service_id=service_id, owner_id=owner_id)
     validate_field(phase, "--phase", limit=64)

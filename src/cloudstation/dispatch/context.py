@@ -18,7 +18,7 @@ from pathlib import Path
 from cloudstation.backend.client import BackendClient, Step
 from cloudstation.events.contract import Event
 from cloudstation.events.logstream import EventSink, LogStream
-from cloudstation.events.redaction import Redactor
+from cloudstation.redaction import Redactor
 
 log = logging.getLogger("cloudstation.dispatch")
 

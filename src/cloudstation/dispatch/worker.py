@@ -36,11 +36,11 @@ from cloudstation.errors import ConfigError, ContractError, CsError, ExitCode
 from cloudstation.events.contract import validate_deployment_id
 from cloudstation.events.logstream import Echo, LogIdentity, LogStream
 from cloudstation.events.outbox import default_state_dir
-from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
 from cloudstation.events.stopping import StopSignals
 from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
 from cloudstation.natsconn import format_duration, parse_duration
+from cloudstation.redaction import Redactor
 
 log = logging.getLogger("cloudstation.dispatch")
 

@@ -52,8 +52,8 @@ from cloudstation.events.contract import (
     validate_field,
 )
 from cloudstation.events.pipespool import PipeSpool, enlarge_pipe, start_reader
-from cloudstation.events.redaction import Redactor
 from cloudstation.events.stopping import stop_group
+from cloudstation.redaction import Redactor
 
 Output = Literal["stdout", "stderr"]
 

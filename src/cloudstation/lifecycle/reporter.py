@@ -12,8 +12,8 @@ from typing import Literal
 
 from cloudstation.events.contract import DeploymentResult, EventKind, StatusChanged, make_event
 from cloudstation.events.logstream import Echo, EventSink, LogIdentity, LogStream
-from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
+from cloudstation.redaction import Redactor
 
 DeploymentType = Literal["git_repo", "image"]
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from cloudstation.config.model import App
 from cloudstation.events.logstream import Echo
-from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
 from cloudstation.events.stopping import StopSignals
 from cloudstation.lifecycle.engine import Lifecycle, RunResult, Step
 from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
+from cloudstation.redaction import Redactor
 
 
 @dataclass(frozen=True)
