@@ -8,7 +8,6 @@ from cloudstation.backend.client import (
     BackendError,
     HealthCheck,
     NetworkEntry,
-    Step,
     StepStatus,
 )
 
@@ -19,6 +18,5 @@ __all__ = [
     "BackendError",
     "HealthCheck",
     "NetworkEntry",
-    "Step",
     "StepStatus",
 ]

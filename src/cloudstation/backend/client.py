@@ -25,12 +25,12 @@ import httpx
 
 from cloudstation.errors import ConfigError, CsError
 from cloudstation.redaction import Redactor, install_log_redaction, redact_query_token
+from cloudstation.vocabulary import Step
 
 log = logging.getLogger("cloudstation.backend")
 
-Step = Literal["clone", "build", "registry", "deploy", "release"]
 StepStatus = Literal["in_progress", "completed", "failed"]
-STEPS: frozenset[str] = frozenset(get_args(Step))
+STEPS: frozenset[str] = frozenset(Step)
 STEP_STATUSES: frozenset[str] = frozenset(get_args(StepStatus))
 
 STEP_UPDATE_PATH = "/api/local/deployment-step/update"

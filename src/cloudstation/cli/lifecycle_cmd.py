@@ -11,14 +11,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from cloudstation.errors import ConfigError, ExitCode
-
-if TYPE_CHECKING:
-    from cloudstation.lifecycle.engine import Step
+from cloudstation.vocabulary import COMPONENTS, Step
 
 _FILE_HELP = "The project file (default: ./cloudstation.hcl)."
 
@@ -152,11 +150,9 @@ def _make(name: str, steps: tuple[Step, ...], help_text: str) -> click.Command:
     return click.command(name=name, help=help_text)(func)
 
 
-build = _make("build", ("build", "registry"), "Build each app (and push it when the app has a registry block).")
-deploy = _make("deploy", ("deploy",), "Deploy each app's last built artifact.")
-up = _make(
-    "up", ("build", "registry", "deploy", "release"), "Build, push, deploy and release each app: the whole lifecycle."
-)
+build = _make("build", (Step.BUILD, Step.REGISTRY), "Build each app (and push it when the app has a registry block).")
+deploy = _make("deploy", (Step.DEPLOY,), "Deploy each app's last built artifact.")
+up = _make("up", COMPONENTS, "Build, push, deploy and release each app: the whole lifecycle.")
 
 
 @click.command()

@@ -13,11 +13,8 @@ from pathlib import Path
 from cloudstation.config.expressions import Evaluator
 from cloudstation.config.locations import Location, config_error
 from cloudstation.config.model import (
-    COMPONENT_KINDS,
-    REQUIRED_COMPONENTS,
     App,
     Component,
-    ComponentKind,
     ProjectConfig,
     Setting,
     Variable,
@@ -25,11 +22,12 @@ from cloudstation.config.model import (
 from cloudstation.config.tree import Block, Body, RawAttribute, parse_tree
 from cloudstation.config.values import EvalError, Value, string_leaves, to_text, type_name
 from cloudstation.config.variables import resolve_variable
+from cloudstation.vocabulary import COMPONENTS, REQUIRED_COMPONENTS, Step
 
 DEFAULT_FILENAME = "cloudstation.hcl"
 NAME = re.compile(r"[A-Za-z0-9_-]+")
 _NAME_RULE = '(allowed: letters, digits, "_" and "-")'
-_APP_BLOCKS = (*COMPONENT_KINDS, "config")
+_APP_BLOCKS = (*COMPONENTS, "config")
 
 
 def load_config(path: Path, env: Mapping[str, str]) -> ProjectConfig:
@@ -131,7 +129,7 @@ class _Loader:
                 raise config_error(inner.location, f'duplicate block "{inner.type}" (first at line {first})', context)
             _labels(inner, 0, "", context)
             seen[inner.type] = inner
-        for kind in COMPONENT_KINDS:
+        for kind in COMPONENTS:
             if kind in REQUIRED_COMPONENTS and kind not in seen:
                 raise config_error(block.location, f'missing required block "{kind}"', context)
 
@@ -154,19 +152,17 @@ class _Loader:
         if "config" in seen:
             app_env = self.app_config(seen["config"], evaluator, context)
 
-        components = {
-            kind: self.component(name, kind, seen[kind], evaluator) for kind in COMPONENT_KINDS if kind in seen
-        }
+        components = {kind: self.component(name, kind, seen[kind], evaluator) for kind in COMPONENTS if kind in seen}
         return App(
             name=name,
             path=path,
             labels=labels,
             env=app_env,
-            build=components["build"],
-            deploy=components["deploy"],
+            build=components[Step.BUILD],
+            deploy=components[Step.DEPLOY],
             location=block.location,
-            registry=components.get("registry"),
-            release=components.get("release"),
+            registry=components.get(Step.REGISTRY),
+            release=components.get(Step.RELEASE),
         )
 
     def app_config(self, block: Block, evaluator: Evaluator, app_context: str) -> dict[str, str]:
@@ -180,7 +176,7 @@ class _Loader:
             return {}
         return _string_map(evaluator, block.body.attributes["env"], app_context, "config")
 
-    def component(self, app: str, kind: ComponentKind, block: Block, evaluator: Evaluator) -> Component:
+    def component(self, app: str, kind: Step, block: Block, evaluator: Evaluator) -> Component:
         context = (f'app "{app}"', kind)
         _no_blocks(block.body, *context)
         attributes = block.body.attributes

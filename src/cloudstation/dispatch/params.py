@@ -30,9 +30,9 @@ from cloudstation.dispatch.params_models import (
     DestroyJobPackParams,
 )
 from cloudstation.errors import UsageError
+from cloudstation.vocabulary import DeploymentType
 
 __all__ = [
-    "DESTROY_REASONS",
     "DispatchParams",
     "ParamsError",
     "PartialIdentity",
@@ -51,14 +51,6 @@ class Task(StrEnum):
     DEPLOY_IMAGE = "deploy-image"
     DESTROY_JOB_PACK = "destroy-job-pack"
 
-
-DESTROY_REASONS: tuple[str, ...] = (
-    "delete",
-    "upgrade_volume",
-    "migrate_volume",
-    "suspend_account",
-    "pause_service",
-)
 
 DispatchParams = DeployRepositoryParams | DeployImageParams | DestroyJobPackParams
 
@@ -83,7 +75,7 @@ class PartialIdentity:
     team_id: str = ""
     user_id: str = ""
     owner_id: str = ""
-    deployment_type: Literal["git_repo", "image"] | None = None
+    deployment_type: DeploymentType | None = None
 
     @property
     def can_report_failure(self) -> bool:
@@ -300,7 +292,7 @@ def _validate(params: DispatchParams) -> None:
 # ------------------------------------------------------------------------------------------- identity
 
 
-def _deployment_type(kind: Task | None) -> Literal["git_repo", "image"] | None:
+def _deployment_type(kind: Task | None) -> DeploymentType | None:
     if kind in (Task.DEPLOY_REPOSITORY, Task.REDEPLOY_REPOSITORY):
         return "git_repo"
     if kind is Task.DEPLOY_IMAGE:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from cloudstation.errors import ContractError
+from cloudstation.vocabulary import DESTROY_REASONS, DeploymentType
 
 
 class EventKind(StrEnum):
@@ -51,18 +52,8 @@ HEADER_KIND: Final = "Cs-Event"
 HEADER_DEPLOYMENT: Final = "Cs-Deployment-Id"
 
 DeploymentStatus = Literal["IN_PROGRESS", "SUCCEEDED", "FAILED"]
-DeploymentType = Literal["git_repo", "image"]
 LogOutput = Literal["stdout", "stderr"]
 LogEndStatus = Literal["success", "failed"]
-
-PHASES: Final[tuple[str, ...]] = ("init", "clone", "build", "registry", "deploy", "release", "detect")
-DESTROY_REASONS: Final[tuple[str, ...]] = (
-    "delete",
-    "upgrade_volume",
-    "migrate_volume",
-    "suspend_account",
-    "pause_service",
-)
 
 
 # -- the door: limits every event must satisfy before it is journaled -----------------------------------
@@ -83,8 +74,8 @@ JOB_ID_MAX: Final = 2**63 - 1
 
 JobId = Annotated[int, msgspec.Meta(ge=JOB_ID_MIN, le=JOB_ID_MAX)]
 Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS)]
-#: ``job.destroyed``'s reason: one of :data:`DESTROY_REASONS` in practice, but the original worker passed any
-#: non-empty reason of its params through, and platforms send others (``archive``): so any short text.
+#: ``job.destroyed``'s reason: one of :data:`~cloudstation.vocabulary.DESTROY_REASONS` in practice, but any
+#: non-empty reason of the params is passed through (platforms send others, ``archive``): so any short text.
 DestroyReason = Annotated[
     str,
     msgspec.Meta(

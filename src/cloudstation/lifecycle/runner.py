@@ -16,9 +16,10 @@ from cloudstation.config.model import App
 from cloudstation.events.logstream import Echo
 from cloudstation.events.session import EventSession
 from cloudstation.events.stopping import StopSignals
-from cloudstation.lifecycle.engine import Lifecycle, RunResult, Step
+from cloudstation.lifecycle.engine import Lifecycle, RunResult
 from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
 from cloudstation.redaction import Redactor
+from cloudstation.vocabulary import Step
 
 
 @dataclass(frozen=True)
