@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cloudstation.events import contract as c
-from cloudstation.events.logstream import LogIdentity, LogLine, LogStream, LogStreamClosedError
+from cloudstation.events.identity import DeploymentRef
+from cloudstation.events.logstream import LogLine, LogStream, LogStreamClosedError
 from cloudstation.events.outbox import Outbox
 from cloudstation.events.publisher import Publisher
 from cloudstation.events.stream import StreamSpec, setup_stream
@@ -18,7 +19,7 @@ from cloudstation.redaction import Redactor
 from tests.natsserver import NatsServer
 from tests.streamread import StoredMsg, read_stream_async
 
-IDENT = LogIdentity(deployment_id="dep-u", job_id=11, service_id="svc", owner_id="own")
+IDENT = DeploymentRef(deployment_id="dep-u", job_id=11, service_id="svc", owner_id="own")
 
 
 async def _stream_setup(url: str) -> None:

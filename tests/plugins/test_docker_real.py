@@ -26,7 +26,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cloudstation.events.logstream import LogIdentity, LogLine, LogStream
+from cloudstation.events.identity import DeploymentRef
+from cloudstation.events.logstream import LogLine, LogStream
 from cloudstation.plugins.base import Artifact, PluginContext, PluginError
 from cloudstation.plugins.builtin.docker import CsDocker, Docker
 from cloudstation.redaction import Redactor
@@ -78,7 +79,7 @@ def rig(
     app.mkdir()
     (app / "hello.txt").write_text("hello from cs\n")
     lines: list[LogLine] = []
-    log = LogStream(None, LogIdentity("dep-real", 1), echo=lines.append, redactor=Redactor(()))
+    log = LogStream(None, DeploymentRef("dep-real", 1), echo=lines.append, redactor=Redactor(()))
     ctx = PluginContext(project="demo", app="web", app_path=app, state_dir=tmp_path / "state", log=log, env=env)
     yield Rig(ctx, recorder, engine, env, lines)
 

@@ -17,7 +17,8 @@ import msgspec
 import pytest
 
 from cloudstation.config import hclwriter, parse_config
-from cloudstation.events.logstream import LogIdentity, LogLine, LogStream
+from cloudstation.events.identity import DeploymentRef
+from cloudstation.events.logstream import LogLine, LogStream
 from cloudstation.plugins.base import Artifact, PluginContext, PluginError, Status
 from cloudstation.plugins.builtin._engine import buildkit_features
 from cloudstation.plugins.builtin.docker import CsDocker, Docker, DockerConfig
@@ -70,7 +71,7 @@ def make_run(tmp_path: Path, fake: FakeBin, *, secrets: tuple[str, ...] = SECRET
     app.mkdir(exist_ok=True)
     (app / "Dockerfile").write_text("FROM scratch\n")
     lines: list[LogLine] = []
-    log = LogStream(None, LogIdentity("test-dep", 1), echo=lines.append, redactor=Redactor(secrets))
+    log = LogStream(None, DeploymentRef("test-dep", 1), echo=lines.append, redactor=Redactor(secrets))
     ctx = PluginContext(project="demo", app="web", app_path=app, state_dir=tmp_path / "state", log=log, env=fake.env)
     return Run(ctx, lines)
 

@@ -7,6 +7,7 @@ run publishes its deployment's events (``--deployment-id`` / ``--job-id`` set th
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -93,7 +94,7 @@ def _run_command(steps: tuple[Step, ...]) -> Callable[..., None]:
         from cloudstation.cli.display import LogDisplay, choose_mode
         from cloudstation.events.contract import validate_deployment_id
         from cloudstation.events.session import EventSession
-        from cloudstation.lifecycle.runner import RunIdentity, run_apps
+        from cloudstation.lifecycle.runner import app_identity, run_apps
         from cloudstation.redaction import Redactor
 
         if deployment_id:
@@ -103,7 +104,9 @@ def _run_command(steps: tuple[Step, ...]) -> Callable[..., None]:
         session = EventSession(os.environ)
         redactor = Redactor([*lifecycle.project.sensitive_values, *session.secrets])
         display = LogDisplay(choose_mode(quiet=quiet or as_json, as_json=False))
-        identity = RunIdentity(deployment_id, job_id, service_id, owner_id)
+        identity = functools.partial(
+            app_identity, deployment_id=deployment_id, job_id=job_id, service_id=service_id, owner_id=owner_id
+        )
 
         async def main() -> tuple[list[Any], int | None]:
             async with session:
@@ -161,7 +164,8 @@ up = _make("up", COMPONENTS, "Build, push, deploy and release each app: the whol
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def destroy(file: Path, app: str | None, as_json: bool) -> None:
     """Stop and remove each app's deployment."""
-    from cloudstation.events.logstream import LogIdentity, LogStream
+    from cloudstation.events.identity import DeploymentRef
+    from cloudstation.events.logstream import LogStream
     from cloudstation.redaction import Redactor
 
     lifecycle = _load(file)
@@ -175,7 +179,7 @@ def destroy(file: Path, app: str | None, as_json: bool) -> None:
     async def main() -> None:
         for a in apps:
             log = LogStream(
-                None, LogIdentity("local", 0), redactor=Redactor(lifecycle.project.sensitive_values), echo=echo
+                None, DeploymentRef("local", 0), redactor=Redactor(lifecycle.project.sensitive_values), echo=echo
             )
             await lifecycle.destroy(a, log)
             done.append(a.name)
@@ -195,13 +199,14 @@ def destroy(file: Path, app: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def status(file: Path, app: str | None, as_json: bool) -> None:
     """Show what each app's platform reports (running, stopped, unknown)."""
-    from cloudstation.events.logstream import LogIdentity, LogStream
+    from cloudstation.events.identity import DeploymentRef
+    from cloudstation.events.logstream import LogStream
 
     lifecycle = _load(file)
     apps = lifecycle.apps(app)
 
     async def main() -> list[tuple[str, Any]]:
-        log = LogStream(None, LogIdentity("local", 0))
+        log = LogStream(None, DeploymentRef("local", 0))
         return [(a.name, await lifecycle.status(a, log)) for a in apps]
 
     rows = asyncio.run(main())

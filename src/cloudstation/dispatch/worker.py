@@ -26,7 +26,6 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from cloudstation.backend.client import BackendClient
 from cloudstation.dispatch.context import TaskContext
@@ -34,13 +33,15 @@ from cloudstation.dispatch.params import ParamsError, PartialIdentity, Task, dec
 from cloudstation.dispatch.params_models import DeployParamsBase, DestroyJobPackParams
 from cloudstation.errors import ConfigError, ContractError, CsError, ExitCode
 from cloudstation.events.contract import validate_deployment_id
-from cloudstation.events.logstream import Echo, LogIdentity, LogStream
+from cloudstation.events.identity import DeploymentRef
+from cloudstation.events.logstream import Echo, LogStream
 from cloudstation.events.outbox import default_state_dir
 from cloudstation.events.session import EventSession
 from cloudstation.events.stopping import StopSignals
-from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
+from cloudstation.lifecycle.reporter import open_deployment
 from cloudstation.natsconn import format_duration, parse_duration
 from cloudstation.redaction import Redactor
+from cloudstation.vocabulary import DeploymentType
 
 log = logging.getLogger("cloudstation.dispatch")
 
@@ -120,10 +121,10 @@ def _check_subject_token(deployment_id: str, params: DeployParamsBase) -> None:
 
 
 def _deployment_identity(
-    source: PartialIdentity | DeployParamsBase, job_id: int, kind: Literal["git_repo", "image"]
-) -> DeploymentIdentity:
+    source: PartialIdentity | DeployParamsBase, job_id: int, kind: DeploymentType
+) -> DeploymentRef:
     """The identity every event of the deployment carries, from valid params or a partial decode."""
-    return DeploymentIdentity(
+    return DeploymentRef(
         deployment_id=source.deployment_id,
         job_id=job_id,
         service_id=source.service_id,
@@ -276,7 +277,7 @@ async def _run_destroy(
     redactor = Redactor([*params.secrets(), *session.secrets])
     async with session:
         # No deployment: the output is shown (redacted) but not published as a build log.
-        stream = LogStream(None, LogIdentity("destroy-job-pack", 0), redactor=redactor, echo=echo, phase="deploy")
+        stream = LogStream(None, DeploymentRef("destroy-job-pack", 0), redactor=redactor, echo=echo, phase="deploy")
         ctx = TaskContext(
             log=stream,
             redactor=redactor,
