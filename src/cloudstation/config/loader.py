@@ -19,7 +19,7 @@ from cloudstation.config.model import (
     Setting,
     Variable,
 )
-from cloudstation.config.tree import Block, Body, RawAttribute, parse_tree
+from cloudstation.config.tree import Body, RawAttribute, RawBlock, parse_tree
 from cloudstation.config.values import EvalError, Value, string_leaves, to_text, type_name
 from cloudstation.config.variables import resolve_variable
 from cloudstation.vocabulary import COMPONENTS, REQUIRED_COMPONENTS, Step
@@ -100,7 +100,7 @@ class _Loader:
                 sensitive.update(leaf for leaf in string_leaves(var.value) if leaf)
         return ProjectConfig(self.file, project, variables, apps, frozenset(sensitive))
 
-    def variables(self, blocks: list[Block]) -> dict[str, Variable]:
+    def variables(self, blocks: list[RawBlock]) -> dict[str, Variable]:
         variables: dict[str, Variable] = {}
         for block in blocks:
             name = block.labels[0]
@@ -111,7 +111,7 @@ class _Loader:
             variables[name] = resolve_variable(name, block.body.attributes, block.location, self.env)
         return variables
 
-    def app(self, name: str, block: Block, evaluator: Evaluator) -> App:
+    def app(self, name: str, block: RawBlock, evaluator: Evaluator) -> App:
         context = f'app "{name}"'
         body = block.body
         for attr in body.attributes.values():
@@ -119,7 +119,7 @@ class _Loader:
                 raise config_error(
                     attr.location, f'unknown attribute "{attr.name}" (expected "path" or "labels")', context
                 )
-        seen: dict[str, Block] = {}
+        seen: dict[str, RawBlock] = {}
         for inner in body.blocks:
             if inner.type not in _APP_BLOCKS:
                 expected = ", ".join(f'"{kind}"' for kind in _APP_BLOCKS)
@@ -165,7 +165,7 @@ class _Loader:
             release=components.get(Step.RELEASE),
         )
 
-    def app_config(self, block: Block, evaluator: Evaluator, app_context: str) -> dict[str, str]:
+    def app_config(self, block: RawBlock, evaluator: Evaluator, app_context: str) -> dict[str, str]:
         _no_blocks(block.body, app_context, "config")
         for attr in block.body.attributes.values():
             if attr.name != "env":
@@ -176,7 +176,7 @@ class _Loader:
             return {}
         return _string_map(evaluator, block.body.attributes["env"], app_context, "config")
 
-    def component(self, app: str, kind: Step, block: Block, evaluator: Evaluator) -> Component:
+    def component(self, app: str, kind: Step, block: RawBlock, evaluator: Evaluator) -> Component:
         context = (f'app "{app}"', kind)
         _no_blocks(block.body, *context)
         attributes = block.body.attributes
@@ -223,7 +223,7 @@ def _string_map(evaluator: Evaluator, attr: RawAttribute, *context: str) -> dict
     return result
 
 
-def _labels(block: Block, count: int, what: str, *context: str) -> None:
+def _labels(block: RawBlock, count: int, what: str, *context: str) -> None:
     if len(block.labels) == count:
         return
     if count == 0:
