@@ -7,7 +7,7 @@ JSON object, or plain JSON for ``cs dispatch --params-file``) -> one typed model
 Every problem is a ``ParamsError`` (a ``UsageError``, exit 2) with a one-line message naming the field and
 never a value from the document. The error carries a ``PartialIdentity``: what could still be read of the
 deployment identity, so the caller can publish ``deployment.failed`` for a document that failed
-validation.
+validation. :func:`deployment_ref` makes the deployment's one identity (``DeploymentRef``) from either.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from cloudstation.dispatch.params_models import (
     DestroyJobPackParams,
 )
 from cloudstation.errors import UsageError
+from cloudstation.events.identity import DeploymentRef
 from cloudstation.vocabulary import DeploymentType
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "PartialIdentity",
     "Task",
     "decode_params",
+    "deployment_ref",
     "extract_identity",
     "parse_task",
 ]
@@ -86,6 +88,22 @@ class PartialIdentity:
             and bool(self.deployment_id.strip())
             and bool(self.service_id.strip())
         )
+
+
+def deployment_ref(source: PartialIdentity | DeployParamsBase, job_id: int, kind: DeploymentType) -> DeploymentRef:
+    """The identity every event of the deployment carries, from valid params or a partial decode.
+
+    A missing ``userId`` is ``"0"``: the platform's reading of an absent number, sent as text.
+    """
+    return DeploymentRef(
+        deployment_id=source.deployment_id,
+        job_id=job_id,
+        service_id=source.service_id,
+        team_id=source.team_id,
+        user_id=source.user_id or "0",
+        owner_id=source.owner_id,
+        type=kind,
+    )
 
 
 class ParamsError(UsageError):
