@@ -52,7 +52,11 @@ ALLOWED: dict[str, set[str]] = {
     },
     "__init__": set(),
     "__main__": {"cli"},
+    "vocabulary": set(),
+    "redaction": set(),
 }
+# Base modules that import nothing of ours: like errors, every room may use them.
+BASE = {"errors", "vocabulary", "redaction"}
 
 
 def _room(path: Path) -> str:
@@ -85,7 +89,7 @@ MODULES = sorted(SRC.rglob("*.py"))
 def test_imports_flow_one_way(path: Path) -> None:
     room = _room(path)
     assert room in ALLOWED, f"new room {room!r}: add it to ALLOWED with the rooms it may import"
-    bad = _imported_rooms(path) - ALLOWED[room] - {room, "__init__"}
+    bad = _imported_rooms(path) - ALLOWED[room] - {room, "__init__"} - (BASE if ALLOWED[room] else set())
     assert not bad, f"{path.relative_to(SRC)} ({room}) imports {sorted(bad)}"
 
 

@@ -7,8 +7,10 @@ import logging
 
 import pytest
 
-from cloudstation.backend import BackendClient, BackendError, NetworkEntry, redact_query_token
+from cloudstation.backend import BackendClient, BackendError, NetworkEntry
 from cloudstation.errors import ConfigError
+from cloudstation.redaction import redact_query_token
+from cloudstation.vocabulary import Step
 
 from .recording_backend import closed_port_url, recording_backend
 
@@ -38,8 +40,8 @@ def assert_canary_absent(caplog: pytest.LogCaptureFixture, *texts: str) -> None:
 async def test_update_step_request_shape(caplog: pytest.LogCaptureFixture) -> None:
     with recording_backend({STEP: [(200, {"success": True})]}) as backend:
         async with client(backend.base_url + "/") as api:
-            assert await api.update_step("dep-1", "git_repo", "clone", "in_progress")
-            assert await api.update_step("dep-1", "git_repo", "build", "failed", error=f"boom {CANARY}")
+            assert await api.update_step("dep-1", "git_repo", Step.CLONE, "in_progress")
+            assert await api.update_step("dep-1", "git_repo", Step.BUILD, "failed", error=f"boom {CANARY}")
     first, second = backend.requests
     assert (first.method, first.path, first.query) == ("PUT", STEP, {"accessToken": [CANARY]})
     assert first.headers["Content-Type"] == "application/json"
@@ -49,15 +51,16 @@ async def test_update_step_request_shape(caplog: pytest.LogCaptureFixture) -> No
         "step": "clone",
         "status": "in_progress",
     }
-    assert second.body["error"] == "boom [REDACTED]"
+    assert second.body["error"] == "boom ***"
     assert any("HTTP Request: PUT" in record.getMessage() for record in caplog.records)
+    assert any("accessToken=***" in record.getMessage() for record in caplog.records)  # httpx's line, masked
     assert_canary_absent(caplog)
 
 
 async def test_step_update_retries_5xx_then_succeeds(caplog: pytest.LogCaptureFixture) -> None:
     with recording_backend({STEP: [(500, None), (502, None), (503, None), (200, {})]}) as backend:
         async with client(backend.base_url) as api:
-            assert await api.update_step("dep-1", "git_repo", "deploy", "completed")
+            assert await api.update_step("dep-1", "git_repo", Step.DEPLOY, "completed")
     assert len(backend.requests) == 4
     assert_canary_absent(caplog)
 
@@ -65,7 +68,7 @@ async def test_step_update_retries_5xx_then_succeeds(caplog: pytest.LogCaptureFi
 async def test_step_update_gives_up_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     with recording_backend({STEP: [(500, {"message": f"db down, token {CANARY}"})]}) as backend:
         async with client(backend.base_url) as api:
-            assert not await api.update_step("dep-1", "git_repo", "release", "completed")
+            assert not await api.update_step("dep-1", "git_repo", Step.RELEASE, "completed")
     assert len(backend.requests) == 4  # 1 try + 3 retries
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -77,14 +80,14 @@ async def test_step_update_gives_up_with_a_warning(caplog: pytest.LogCaptureFixt
 async def test_step_update_4xx_is_not_retried(caplog: pytest.LogCaptureFixture) -> None:
     with recording_backend({STEP: [(401, {"message": "bad token"})]}) as backend:
         async with client(backend.base_url) as api:
-            assert not await api.update_step("dep-1", "git_repo", "clone", "failed")
+            assert not await api.update_step("dep-1", "git_repo", Step.CLONE, "failed")
     assert len(backend.requests) == 1
     assert_canary_absent(caplog)
 
 
 async def test_backend_down_is_a_warning_not_an_exception(caplog: pytest.LogCaptureFixture) -> None:
     async with client(closed_port_url(), request_timeout=2.0) as api:
-        assert not await api.update_step("dep-1", "git_repo", "clone", "in_progress")
+        assert not await api.update_step("dep-1", "git_repo", Step.CLONE, "in_progress")
         with pytest.raises(BackendError) as caught:
             await api.ask_domain("svc-1")
     assert "ConnectError" in str(caught.value) and "after 4 attempts" in str(caught.value)
@@ -189,14 +192,14 @@ async def test_the_originals_retry_policy_and_success_codes(
 ) -> None:
     with recording_backend({STEP: answers}) as backend:
         async with client(backend.base_url) as api:
-            assert await api.update_step("dep-1", "repository", "build", "completed") is ok
+            assert await api.update_step("dep-1", "repository", Step.BUILD, "completed") is ok
     assert len(backend.requests) == attempts
 
 
 async def test_a_retry_after_is_honoured_within_the_cap() -> None:
     with recording_backend({STEP: [(429, None), (200, {})]}) as backend:
         async with BackendClient(backend.base_url, CANARY, backoff=0.01, max_backoff=0.02) as api:
-            assert await api.update_step("dep-1", "repository", "build", "completed")
+            assert await api.update_step("dep-1", "repository", Step.BUILD, "completed")
     assert len(backend.requests) == 2
 
 
@@ -235,4 +238,4 @@ async def test_from_params_falls_back_to_env() -> None:
 
 def test_redact_query_token() -> None:
     url = f"http://h/api?serviceId=s&accessToken={CANARY}&x=1"
-    assert redact_query_token(url) == "http://h/api?serviceId=s&accessToken=[REDACTED]&x=1"
+    assert redact_query_token(url) == "http://h/api?serviceId=s&accessToken=***&x=1"

@@ -8,6 +8,7 @@ import pytest
 
 from cloudstation.config import Location, ProjectConfig, Value, load_config, parse_config
 from cloudstation.errors import ConfigError
+from cloudstation.vocabulary import Step
 
 FULL = """\
 project = "demo_1-x"
@@ -76,13 +77,13 @@ def test_full_example_model() -> None:
     assert web.registry.settings["username"].sensitive is True
     assert web.registry.settings["image"].sensitive is False
     assert web.deploy.config == {"deployment_name": "web", "pack": "cloudstation", "count": 2}
-    assert web.component("release") is not None
+    assert web.component(Step.RELEASE) is not None
     worker = cfg.app("worker")
     assert worker.path == "."
     assert worker.labels == {}
     assert worker.env == {}
     assert worker.registry is None
-    assert worker.component("registry") is None
+    assert worker.component(Step.REGISTRY) is None
     assert [c.kind for c in worker.components()] == ["build", "deploy"]
     assert cfg.variables["registry_username"].source == "env:REG_USER"
     assert cfg.variables["replicas"].value == 2

@@ -13,7 +13,6 @@ import pytest
 from msgspec import inspect as mi
 
 from cloudstation.dispatch.params import (
-    DESTROY_REASONS,
     ParamsError,
     PartialIdentity,
     Task,
@@ -30,6 +29,7 @@ from cloudstation.dispatch.params_models import (
     NetworkPort,
 )
 from cloudstation.errors import ExitCode, UsageError
+from cloudstation.vocabulary import DESTROY_REASONS
 
 NO_ENV: dict[str, str] = {}
 

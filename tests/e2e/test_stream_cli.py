@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudstation.events.redaction import Redactor
+from cloudstation.redaction import Redactor
 from tests.conftest import CsRunner
 from tests.natsserver import NatsServer
 from tests.streamread import StoredMsg, read_stream

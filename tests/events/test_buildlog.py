@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 
 from cloudstation.events import contract as c
-from cloudstation.events.buildlog import BuildLog, BuildLogClosedError, LogIdentity, LogLine
+from cloudstation.events.buildlog import BuildLog, BuildLogClosedError, LogLine
+from cloudstation.events.identity import DeploymentRef
 from cloudstation.events.outbox import Outbox
 from cloudstation.events.publisher import Publisher
-from cloudstation.events.redaction import Redactor
 from cloudstation.events.stream import StreamSpec, setup_stream
 from cloudstation.natsconn import settings_from_env
 from cloudstation.plugins.childlog import run_into_log
+from cloudstation.redaction import Redactor
 from tests.natsserver import NatsServer
 from tests.streamread import StoredMsg, read_stream_async
 
-IDENT = LogIdentity(deployment_id="dep-u", job_id=11, service_id="svc", owner_id="own")
+IDENT = DeploymentRef(deployment_id="dep-u", job_id=11, service_id="svc", owner_id="own")
 
 
 async def _stream_setup(url: str) -> None:

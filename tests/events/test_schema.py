@@ -22,6 +22,7 @@ from cloudstation.errors import ContractError, UsageError
 from cloudstation.events import contract
 from cloudstation.events.contract import EventKind
 from cloudstation.events.schema import render
+from cloudstation.vocabulary import DEPLOYMENT_TYPES, DESTROY_REASONS, PHASES
 
 # --- a checker for the JSON Schema subset in use -------------------------------------------------------
 
@@ -146,7 +147,7 @@ def _examples() -> Iterator[tuple[EventKind, contract.Payload]]:
     for status in get_args(contract.DeploymentStatus):
         yield EventKind.STATUS_CHANGED, contract.StatusChanged(job_id=42, status=status)
     for kind in (EventKind.SUCCEEDED, EventKind.FAILED):
-        for dtype in get_args(contract.DeploymentType):
+        for dtype in DEPLOYMENT_TYPES:
             yield (
                 kind,
                 contract.DeploymentResult(
@@ -159,10 +160,10 @@ def _examples() -> Iterator[tuple[EventKind, contract.Payload]]:
                     owner_id="owner-1",
                 ),
             )
-    for reason in (*contract.DESTROY_REASONS, "archive"):
+    for reason in (*DESTROY_REASONS, "archive"):
         yield EventKind.JOB_DESTROYED, contract.JobDestroyed(id="svc-1", reason=reason)
     for output in get_args(contract.LogOutput):
-        for seq, phase in enumerate(contract.PHASES, 1):
+        for seq, phase in enumerate(PHASES, 1):
             yield (
                 EventKind.BUILD_LOG,
                 contract.BuildLog(
@@ -281,7 +282,7 @@ def test_json_schema_document_shape(json_doc: dict[str, Any]) -> None:
     assert "Unix milli" in build_log["timestamp"]["description"]
     assert "from 1" in build_log["sequence"]["description"] or "at 1" in build_log["sequence"]["description"]
     assert "\\n" in build_log["content"]["description"]
-    assert build_log["phase"]["examples"] == list(contract.PHASES)
+    assert build_log["phase"]["examples"] == list(PHASES)
 
 
 def test_render_is_stable_and_pretty() -> None:

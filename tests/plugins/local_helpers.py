@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from cloudstation.events.buildlog import BuildLog, LogIdentity, LogLine
+from cloudstation.events.buildlog import BuildLog, LogLine
+from cloudstation.events.identity import DeploymentRef
 from cloudstation.plugins.base import PluginContext
 from tests.localhttp import serving
 
@@ -42,7 +43,7 @@ class Harness:
 
 def make_harness(tmp_path: Path, app_path: Path, *, app: str = "web", env: dict[str, str] | None = None) -> Harness:
     lines: list[LogLine] = []
-    log = BuildLog(None, LogIdentity("test-dep", 1), echo=lines.append)
+    log = BuildLog(None, DeploymentRef("test-dep", 1), echo=lines.append)
     ctx = PluginContext(
         project="demo",
         app=app,

@@ -26,10 +26,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cloudstation.events.buildlog import BuildLog, LogIdentity, LogLine
-from cloudstation.events.redaction import Redactor
+from cloudstation.events.buildlog import BuildLog, LogLine
+from cloudstation.events.identity import DeploymentRef
 from cloudstation.plugins.base import Artifact, PluginContext, PluginError
 from cloudstation.plugins.builtin.docker import CsDocker, Docker
+from cloudstation.redaction import Redactor
 from tests.plugins import engine_kit
 from tests.plugins.engine_kit import LABEL, LocalRegistry, PodmanService, Recorder
 
@@ -78,7 +79,7 @@ def rig(
     app.mkdir()
     (app / "hello.txt").write_text("hello from cs\n")
     lines: list[LogLine] = []
-    log = BuildLog(None, LogIdentity("dep-real", 1), echo=lines.append, redactor=Redactor(()))
+    log = BuildLog(None, DeploymentRef("dep-real", 1), echo=lines.append, redactor=Redactor(()))
     ctx = PluginContext(project="demo", app="web", app_path=app, state_dir=tmp_path / "state", log=log, env=env)
     yield Rig(ctx, recorder, engine, env, lines)
 

@@ -16,11 +16,12 @@ import pytest
 
 from cloudstation.config import load_config, parse_config
 from cloudstation.errors import ConfigError
-from cloudstation.plugins.base import Artifact, Component, Deployment, PluginError, components_of
+from cloudstation.plugins.base import Artifact, Deployment, PluginError, components_of
 from cloudstation.plugins.builtin.exec import Exec, ExecConfig
 from cloudstation.plugins.builtin.httpcheck import HttpCheck, HttpCheckConfig
 from cloudstation.plugins.builtin.process import Process, ProcessConfig
 from cloudstation.plugins.registry import PluginRegistry
+from cloudstation.vocabulary import Step
 from tests.plugins.local_helpers import (
     Harness,
     free_port,
@@ -321,9 +322,9 @@ app "web" {
 def test_registry_finds_the_local_plugins() -> None:
     registry = PluginRegistry()
     assert {"exec", "process", "http-check"} <= set(registry.names)
-    assert registry.get("exec") is Exec and components_of(Exec) == [Component.BUILD]
-    assert registry.get("process") is Process and components_of(Process) == [Component.DEPLOY]
-    assert registry.get("http-check") is HttpCheck and components_of(HttpCheck) == [Component.RELEASE]
+    assert registry.get("exec") is Exec and components_of(Exec) == [Step.BUILD]
+    assert registry.get("process") is Process and components_of(Process) == [Step.DEPLOY]
+    assert registry.get("http-check") is HttpCheck and components_of(HttpCheck) == [Step.RELEASE]
     fields = registry.info("process").fields
     assert ("start_cmd", "str", True) in fields and ("port", "int", False) in fields
 

@@ -17,8 +17,8 @@ import msgspec
 import pytest
 
 from cloudstation.config import hclwriter, parse_config
-from cloudstation.events.buildlog import BuildLog, LogIdentity, LogLine
-from cloudstation.events.redaction import Redactor
+from cloudstation.events.buildlog import BuildLog, LogLine
+from cloudstation.events.identity import DeploymentRef
 from cloudstation.plugins.base import Artifact, PluginContext, PluginError, Status
 from cloudstation.plugins.builtin._engine import buildkit_features
 from cloudstation.plugins.builtin.docker import CsDocker, Docker, DockerConfig
@@ -34,6 +34,7 @@ from cloudstation.plugins.builtin.packs import PACKS_DIR, embedded_pack_dir
 from cloudstation.plugins.builtin.packs.schema import load_variables, parse_type, vars_problems
 from cloudstation.plugins.builtin.railpack import Railpack
 from cloudstation.plugins.registry import PluginRegistry
+from cloudstation.redaction import Redactor
 from tests.fakes import fakebin
 from tests.fakes.fakebin import NOMAD_STATUS, FakeBin, Invocation, Rule
 from tests.plugins.engine_kit import free_port
@@ -70,7 +71,7 @@ def make_run(tmp_path: Path, fake: FakeBin, *, secrets: tuple[str, ...] = SECRET
     app.mkdir(exist_ok=True)
     (app / "Dockerfile").write_text("FROM scratch\n")
     lines: list[LogLine] = []
-    log = BuildLog(None, LogIdentity("test-dep", 1), echo=lines.append, redactor=Redactor(secrets))
+    log = BuildLog(None, DeploymentRef("test-dep", 1), echo=lines.append, redactor=Redactor(secrets))
     ctx = PluginContext(project="demo", app="web", app_path=app, state_dir=tmp_path / "state", log=log, env=fake.env)
     return Run(ctx, lines)
 

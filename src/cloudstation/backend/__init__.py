@@ -1,5 +1,5 @@
 """The CloudStation backend HTTP client (best-effort step updates, domains, service updates).
-Imports nothing of ours but :mod:`cloudstation.errors`."""
+Imports nothing of ours but the base modules: errors, vocabulary (the step names) and redaction."""
 
 from cloudstation.backend.client import (
     STEP_STATUSES,
@@ -8,10 +8,8 @@ from cloudstation.backend.client import (
     BackendError,
     HealthCheck,
     NetworkEntry,
-    Step,
     StepStatus,
 )
-from cloudstation.backend.redaction import install_log_redaction, redact_query_token
 
 __all__ = [
     "STEPS",
@@ -20,8 +18,5 @@ __all__ = [
     "BackendError",
     "HealthCheck",
     "NetworkEntry",
-    "Step",
     "StepStatus",
-    "install_log_redaction",
-    "redact_query_token",
 ]

@@ -23,14 +23,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from cloudstation.backend.redaction import install_log_redaction, redact_secret
 from cloudstation.errors import ConfigError, CsError
+from cloudstation.redaction import Redactor, install_log_redaction, redact_query_token
+from cloudstation.vocabulary import Step
 
 log = logging.getLogger("cloudstation.backend")
 
-Step = Literal["clone", "build", "registry", "deploy", "release"]
 StepStatus = Literal["in_progress", "completed", "failed"]
-STEPS: frozenset[str] = frozenset(get_args(Step))
+STEPS: frozenset[str] = frozenset(Step)
 STEP_STATUSES: frozenset[str] = frozenset(get_args(StepStatus))
 
 STEP_UPDATE_PATH = "/api/local/deployment-step/update"
@@ -93,6 +93,7 @@ class BackendClient:
             raise ConfigError("the backend access token (accessToken / ACCESS_TOKEN) is empty")
         install_log_redaction()
         self._token = access_token
+        self._redactor = Redactor([access_token], min_length=1)
         self._cluster_domain = cluster_domain.strip().strip(".")
         self._retries = max(0, retries)
         self._backoff = backoff
@@ -162,7 +163,7 @@ class BackendClient:
             "status": status,
         }
         if error:
-            body["error"] = redact_secret(error, self._token)[:_MAX_ERROR_CHARS]
+            body["error"] = self._redact(error)[:_MAX_ERROR_CHARS]
         try:
             await self._request("PUT", STEP_UPDATE_PATH, json=body, accepted=_OK_OR_CREATED)
         except Exception as exc:  # best-effort: never fail a deployment over a progress report
@@ -263,7 +264,8 @@ class BackendClient:
         return f" ({self._redact(text)})" if text else ""
 
     def _redact(self, text: str) -> str:
-        return redact_secret(text, self._token)
+        """``text`` without the access token, whole or as an ``accessToken=`` query value."""
+        return redact_query_token(self._redactor.redact(text))
 
 
 def _retryable(status: int) -> bool:

@@ -7,18 +7,17 @@ run publishes its deployment's events (``--deployment-id`` / ``--job-id`` set th
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from cloudstation.errors import ConfigError, ExitCode
-
-if TYPE_CHECKING:
-    from cloudstation.lifecycle.engine import Step
+from cloudstation.vocabulary import COMPONENTS, Step
 
 _FILE_HELP = "The project file (default: ./cloudstation.hcl)."
 
@@ -94,9 +93,9 @@ def _run_command(steps: tuple[Step, ...]) -> Callable[..., None]:
     ) -> None:
         from cloudstation.cli.display import LogDisplay, choose_mode
         from cloudstation.events.contract import validate_deployment_id
-        from cloudstation.events.redaction import Redactor
         from cloudstation.events.session import EventSession
-        from cloudstation.lifecycle.apps import RunIdentity, run_apps
+        from cloudstation.lifecycle.apps import app_identity, run_apps
+        from cloudstation.redaction import Redactor
 
         if deployment_id:
             validate_deployment_id(deployment_id, field="--deployment-id")
@@ -105,7 +104,9 @@ def _run_command(steps: tuple[Step, ...]) -> Callable[..., None]:
         session = EventSession(os.environ)
         redactor = Redactor([*lifecycle.project.sensitive_values, *session.secrets])
         display = LogDisplay(choose_mode(quiet=quiet or as_json, as_json=False))
-        identity = RunIdentity(deployment_id, job_id, service_id, owner_id)
+        identity = functools.partial(
+            app_identity, deployment_id=deployment_id, job_id=job_id, service_id=service_id, owner_id=owner_id
+        )
 
         async def main() -> tuple[list[Any], int | None]:
             async with session:
@@ -152,11 +153,9 @@ def _make(name: str, steps: tuple[Step, ...], help_text: str) -> click.Command:
     return click.command(name=name, help=help_text)(func)
 
 
-build = _make("build", ("build", "registry"), "Build each app (and push it when the app has a registry block).")
-deploy = _make("deploy", ("deploy",), "Deploy each app's last built artifact.")
-up = _make(
-    "up", ("build", "registry", "deploy", "release"), "Build, push, deploy and release each app: the whole lifecycle."
-)
+build = _make("build", (Step.BUILD, Step.REGISTRY), "Build each app (and push it when the app has a registry block).")
+deploy = _make("deploy", (Step.DEPLOY,), "Deploy each app's last built artifact.")
+up = _make("up", COMPONENTS, "Build, push, deploy and release each app: the whole lifecycle.")
 
 
 @click.command()
@@ -165,8 +164,9 @@ up = _make(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def destroy(file: Path, app: str | None, as_json: bool) -> None:
     """Stop and remove each app's deployment."""
-    from cloudstation.events.buildlog import BuildLog, LogIdentity
-    from cloudstation.events.redaction import Redactor
+    from cloudstation.events.buildlog import BuildLog
+    from cloudstation.events.identity import DeploymentRef
+    from cloudstation.redaction import Redactor
 
     lifecycle = _load(file)
     apps = lifecycle.apps(app)
@@ -179,7 +179,7 @@ def destroy(file: Path, app: str | None, as_json: bool) -> None:
     async def main() -> None:
         for a in apps:
             log = BuildLog(
-                None, LogIdentity("local", 0), redactor=Redactor(lifecycle.project.sensitive_values), echo=echo
+                None, DeploymentRef("local", 0), redactor=Redactor(lifecycle.project.sensitive_values), echo=echo
             )
             await lifecycle.destroy(a, log)
             done.append(a.name)
@@ -199,13 +199,14 @@ def destroy(file: Path, app: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def status(file: Path, app: str | None, as_json: bool) -> None:
     """Show what each app's platform reports (running, stopped, unknown)."""
-    from cloudstation.events.buildlog import BuildLog, LogIdentity
+    from cloudstation.events.buildlog import BuildLog
+    from cloudstation.events.identity import DeploymentRef
 
     lifecycle = _load(file)
     apps = lifecycle.apps(app)
 
     async def main() -> list[tuple[str, Any]]:
-        log = BuildLog(None, LogIdentity("local", 0))
+        log = BuildLog(None, DeploymentRef("local", 0))
         return [(a.name, await lifecycle.status(a, log)) for a in apps]
 
     rows = asyncio.run(main())

@@ -55,12 +55,12 @@ def stream(
     NATS: lines are kept in the local outbox and delivered as fast as the server allows.
     """
     from cloudstation.cli.display import LogDisplay, choose_mode
-    from cloudstation.events.buildlog import LogIdentity
     from cloudstation.events.contract import validate_field
-    from cloudstation.events.redaction import Redactor
+    from cloudstation.events.identity import DeploymentRef
     from cloudstation.events.session import EventSession
+    from cloudstation.redaction import Redactor
 
-    identity = LogIdentity(deployment_id=deployment_id, job_id=job_id, service_id=service_id, owner_id=owner_id)
+    identity = DeploymentRef(deployment_id=deployment_id, job_id=job_id, service_id=service_id, owner_id=owner_id)
     validate_field(phase, "--phase", limit=64)
     session = EventSession(os.environ, required=True)
     redactor = Redactor([os.environ.get(name, "") for name in redact_env] + session.secrets)

@@ -1,6 +1,7 @@
 """The ``config/`` room: ``cloudstation.hcl`` → a typed, validated model; located errors; an HCL writer.
 
-Imports nothing of ours except :mod:`cloudstation.errors`. Public API::
+Imports nothing of ours except the base modules :mod:`cloudstation.errors` and
+:mod:`cloudstation.vocabulary` (the component names). Public API::
 
     load_config(path, env) -> ProjectConfig
     parse_config(text, filename, env) -> ProjectConfig
@@ -12,10 +13,8 @@ from cloudstation.config.hclwriter import Block, Ref, dumps
 from cloudstation.config.loader import DEFAULT_FILENAME, load_config, parse_config
 from cloudstation.config.locations import Location, config_error
 from cloudstation.config.model import (
-    COMPONENT_KINDS,
     App,
     Component,
-    ComponentKind,
     ProjectConfig,
     Setting,
     Variable,
@@ -23,12 +22,10 @@ from cloudstation.config.model import (
 from cloudstation.config.values import Value, VarType
 
 __all__ = [
-    "COMPONENT_KINDS",
     "DEFAULT_FILENAME",
     "App",
     "Block",
     "Component",
-    "ComponentKind",
     "Location",
     "ProjectConfig",
     "Ref",

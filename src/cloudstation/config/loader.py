@@ -13,23 +13,21 @@ from pathlib import Path
 from cloudstation.config.expressions import Evaluator
 from cloudstation.config.locations import Location, config_error
 from cloudstation.config.model import (
-    COMPONENT_KINDS,
-    REQUIRED_COMPONENTS,
     App,
     Component,
-    ComponentKind,
     ProjectConfig,
     Setting,
     Variable,
 )
-from cloudstation.config.tree import Block, Body, RawAttribute, parse_tree
+from cloudstation.config.tree import Body, RawAttribute, RawBlock, parse_tree
 from cloudstation.config.values import EvalError, Value, string_leaves, to_text, type_name
 from cloudstation.config.variables import resolve_variable
+from cloudstation.vocabulary import COMPONENTS, REQUIRED_COMPONENTS, Step
 
 DEFAULT_FILENAME = "cloudstation.hcl"
 NAME = re.compile(r"[A-Za-z0-9_-]+")
 _NAME_RULE = '(allowed: letters, digits, "_" and "-")'
-_APP_BLOCKS = (*COMPONENT_KINDS, "config")
+_APP_BLOCKS = (*COMPONENTS, "config")
 
 
 def load_config(path: Path, env: Mapping[str, str]) -> ProjectConfig:
@@ -102,7 +100,7 @@ class _Loader:
                 sensitive.update(leaf for leaf in string_leaves(var.value) if leaf)
         return ProjectConfig(self.file, project, variables, apps, frozenset(sensitive))
 
-    def variables(self, blocks: list[Block]) -> dict[str, Variable]:
+    def variables(self, blocks: list[RawBlock]) -> dict[str, Variable]:
         variables: dict[str, Variable] = {}
         for block in blocks:
             name = block.labels[0]
@@ -113,7 +111,7 @@ class _Loader:
             variables[name] = resolve_variable(name, block.body.attributes, block.location, self.env)
         return variables
 
-    def app(self, name: str, block: Block, evaluator: Evaluator) -> App:
+    def app(self, name: str, block: RawBlock, evaluator: Evaluator) -> App:
         context = f'app "{name}"'
         body = block.body
         for attr in body.attributes.values():
@@ -121,7 +119,7 @@ class _Loader:
                 raise config_error(
                     attr.location, f'unknown attribute "{attr.name}" (expected "path" or "labels")', context
                 )
-        seen: dict[str, Block] = {}
+        seen: dict[str, RawBlock] = {}
         for inner in body.blocks:
             if inner.type not in _APP_BLOCKS:
                 expected = ", ".join(f'"{kind}"' for kind in _APP_BLOCKS)
@@ -131,7 +129,7 @@ class _Loader:
                 raise config_error(inner.location, f'duplicate block "{inner.type}" (first at line {first})', context)
             _labels(inner, 0, "", context)
             seen[inner.type] = inner
-        for kind in COMPONENT_KINDS:
+        for kind in COMPONENTS:
             if kind in REQUIRED_COMPONENTS and kind not in seen:
                 raise config_error(block.location, f'missing required block "{kind}"', context)
 
@@ -154,22 +152,20 @@ class _Loader:
         if "config" in seen:
             app_env = self.app_config(seen["config"], evaluator, context)
 
-        components = {
-            kind: self.component(name, kind, seen[kind], evaluator) for kind in COMPONENT_KINDS if kind in seen
-        }
+        components = {kind: self.component(name, kind, seen[kind], evaluator) for kind in COMPONENTS if kind in seen}
         return App(
             name=name,
             path=path,
             labels=labels,
             env=app_env,
-            build=components["build"],
-            deploy=components["deploy"],
+            build=components[Step.BUILD],
+            deploy=components[Step.DEPLOY],
             location=block.location,
-            registry=components.get("registry"),
-            release=components.get("release"),
+            registry=components.get(Step.REGISTRY),
+            release=components.get(Step.RELEASE),
         )
 
-    def app_config(self, block: Block, evaluator: Evaluator, app_context: str) -> dict[str, str]:
+    def app_config(self, block: RawBlock, evaluator: Evaluator, app_context: str) -> dict[str, str]:
         _no_blocks(block.body, app_context, "config")
         for attr in block.body.attributes.values():
             if attr.name != "env":
@@ -180,7 +176,7 @@ class _Loader:
             return {}
         return _string_map(evaluator, block.body.attributes["env"], app_context, "config")
 
-    def component(self, app: str, kind: ComponentKind, block: Block, evaluator: Evaluator) -> Component:
+    def component(self, app: str, kind: Step, block: RawBlock, evaluator: Evaluator) -> Component:
         context = (f'app "{app}"', kind)
         _no_blocks(block.body, *context)
         attributes = block.body.attributes
@@ -227,7 +223,7 @@ def _string_map(evaluator: Evaluator, attr: RawAttribute, *context: str) -> dict
     return result
 
 
-def _labels(block: Block, count: int, what: str, *context: str) -> None:
+def _labels(block: RawBlock, count: int, what: str, *context: str) -> None:
     if len(block.labels) == count:
         return
     if count == 0:

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
 
 from cloudstation.config.locations import Location, config_error
 from cloudstation.config.values import Value, VarType
 from cloudstation.errors import ConfigError
-
-ComponentKind: TypeAlias = Literal["build", "registry", "deploy", "release"]
-COMPONENT_KINDS: tuple[ComponentKind, ...] = ("build", "registry", "deploy", "release")
-REQUIRED_COMPONENTS: frozenset[ComponentKind] = frozenset({"build", "deploy"})
+from cloudstation.vocabulary import Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +47,7 @@ class Component:
     """A ``build``/``registry``/``deploy``/``release`` block: the plugin it ``use``s and its raw config."""
 
     app: str
-    kind: ComponentKind
+    kind: Step
     use: str
     settings: Mapping[str, Setting]
     location: Location
@@ -102,7 +98,7 @@ class App:
             if component is not None:
                 yield component
 
-    def component(self, kind: ComponentKind) -> Component | None:
+    def component(self, kind: Step) -> Component | None:
         """The component of ``kind``, or ``None`` when the app has none."""
         found: Component | None = getattr(self, kind)
         return found

@@ -58,8 +58,11 @@ class RawAttribute:
 
 
 @dataclass(frozen=True, slots=True)
-class Block:
-    """A block: its type, its labels (unquoted), its body and where it starts."""
+class RawBlock:
+    """A parsed block: its type, its labels (unquoted), its body and where it starts.
+
+    (A block to write is :class:`cloudstation.config.hclwriter.Block`.)
+    """
 
     type: str
     labels: tuple[str, ...]
@@ -72,7 +75,7 @@ class Body:
     """Attributes (by name, in source order) and blocks (in source order) of one body."""
 
     attributes: dict[str, RawAttribute] = field(default_factory=dict)
-    blocks: list[Block] = field(default_factory=list)
+    blocks: list[RawBlock] = field(default_factory=list)
 
 
 def parse_tree(text: str, file: str) -> Body:
@@ -136,7 +139,7 @@ def _body(rule: BodyRule, file: str, context: tuple[str, ...]) -> Body:
             labels = [_unquote(str(label.serialize(_OPTIONS))) for label in child.labels]
             block_type, rest = labels[0], tuple(labels[1:])
             inner = (*context, " ".join([block_type, *(f'"{label}"' for label in rest)]))
-            body.blocks.append(Block(block_type, rest, _body(child.body, file, inner), _location(child, file)))
+            body.blocks.append(RawBlock(block_type, rest, _body(child.body, file, inner), _location(child, file)))
     return body
 
 

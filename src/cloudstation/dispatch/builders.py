@@ -16,6 +16,7 @@ from cloudstation.dispatch.context import TaskContext
 from cloudstation.errors import ConfigError, CsError
 from cloudstation.lifecycle.engine import Lifecycle, RunResult
 from cloudstation.plugins.registry import PluginRegistry
+from cloudstation.vocabulary import Step
 
 FALLBACKS = ("railpack", "nixpacks")
 # The names the original looked for, in its order.
@@ -83,7 +84,7 @@ async def build_with_fallback(
             ctx.warn(f"builder {builder} cannot be used: {reason}")
             continue
         result = RunResult(app=app.name, deployment_id=ctx.deployment_id)
-        await lifecycle.run(app, ("build",), ctx.log, result)
+        await lifecycle.run(app, (Step.BUILD,), ctx.log, result)
         if result.ok and result.artifact is not None:
             ctx.say(f"build: builder {builder} succeeded ({result.artifact.kind} {result.artifact.ref})", phase="build")
             return Built(builder, project, lifecycle, result)

@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloudstation.backend.client import BackendClient, Step
+from cloudstation.backend.client import BackendClient
 from cloudstation.events.buildlog import BuildLog, EventSink
 from cloudstation.events.contract import Event
-from cloudstation.events.redaction import Redactor
+from cloudstation.redaction import Redactor
+from cloudstation.vocabulary import Step
 
 log = logging.getLogger("cloudstation.dispatch")
 

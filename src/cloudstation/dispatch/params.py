@@ -2,12 +2,13 @@
 
 Owns the entry point ``decode_params``: ``NOMAD_META_TASK`` + ``NOMAD_META_PARAMS`` (standard base64 of a
 JSON object, or plain JSON for ``cs dispatch --params-file``) -> one typed model per task
-(``params_models``), decoded leniently like the original (``params_lenient``) and validated as it did.
+(``params_models``), decoded leniently (numbers as strings and back, ``""`` as zero: ``params_lenient``,
+since the platform sends both forms) and validated field by field.
 
 Every problem is a ``ParamsError`` (a ``UsageError``, exit 2) with a one-line message naming the field and
 never a value from the document. The error carries a ``PartialIdentity``: what could still be read of the
 deployment identity, so the caller can publish ``deployment.failed`` for a document that failed
-validation.
+validation. :func:`deployment_ref` makes the deployment's one identity (``DeploymentRef``) from either.
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ from cloudstation.dispatch.params_models import (
     DestroyJobPackParams,
 )
 from cloudstation.errors import UsageError
+from cloudstation.events.identity import DeploymentRef
+from cloudstation.vocabulary import DeploymentType
 
 __all__ = [
-    "DESTROY_REASONS",
     "DispatchParams",
     "ParamsError",
     "PartialIdentity",
     "Task",
     "decode_params",
+    "deployment_ref",
     "extract_identity",
     "parse_task",
 ]
@@ -51,14 +54,6 @@ class Task(StrEnum):
     DEPLOY_IMAGE = "deploy-image"
     DESTROY_JOB_PACK = "destroy-job-pack"
 
-
-DESTROY_REASONS: tuple[str, ...] = (
-    "delete",
-    "upgrade_volume",
-    "migrate_volume",
-    "suspend_account",
-    "pause_service",
-)
 
 DispatchParams = DeployRepositoryParams | DeployImageParams | DestroyJobPackParams
 
@@ -83,7 +78,7 @@ class PartialIdentity:
     team_id: str = ""
     user_id: str = ""
     owner_id: str = ""
-    deployment_type: Literal["git_repo", "image"] | None = None
+    deployment_type: DeploymentType | None = None
 
     @property
     def can_report_failure(self) -> bool:
@@ -94,6 +89,22 @@ class PartialIdentity:
             and bool(self.deployment_id.strip())
             and bool(self.service_id.strip())
         )
+
+
+def deployment_ref(source: PartialIdentity | DeployParamsBase, job_id: int, kind: DeploymentType) -> DeploymentRef:
+    """The identity every event of the deployment carries, from valid params or a partial decode.
+
+    A missing ``userId`` is ``"0"``: the platform's reading of an absent number, sent as text.
+    """
+    return DeploymentRef(
+        deployment_id=source.deployment_id,
+        job_id=job_id,
+        service_id=source.service_id,
+        team_id=source.team_id,
+        user_id=source.user_id or "0",
+        owner_id=source.owner_id,
+        type=kind,
+    )
 
 
 class ParamsError(UsageError):
@@ -293,14 +304,15 @@ def _validate(params: DispatchParams) -> None:
     else:
         if not params.jobs:
             raise ParamsError('params: field "jobs": at least one job is required', field="jobs")
-        # Any non-empty reason, as the original: the backend may add reasons before cs knows them.
+        # Any non-empty reason (not only vocabulary.DESTROY_REASONS): the platform may add reasons before cs
+        # knows them, and a job must still be stopped.
         _required(params.reason, "reason")
 
 
 # ------------------------------------------------------------------------------------------- identity
 
 
-def _deployment_type(kind: Task | None) -> Literal["git_repo", "image"] | None:
+def _deployment_type(kind: Task | None) -> DeploymentType | None:
     if kind in (Task.DEPLOY_REPOSITORY, Task.REDEPLOY_REPOSITORY):
         return "git_repo"
     if kind is Task.DEPLOY_IMAGE:

@@ -359,4 +359,4 @@ class DestroyJobPackParams(_Model, frozen=True, kw_only=True):
     """Params of ``destroy-job-pack``."""
 
     jobs: tuple[DestroyJob, ...] = ()
-    reason: str = ""  # delete | upgrade_volume | migrate_volume | suspend_account | pause_service
+    reason: str = ""  # one of vocabulary.DESTROY_REASONS, or any other non-empty reason

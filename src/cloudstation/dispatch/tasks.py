@@ -25,13 +25,14 @@ from cloudstation.dispatch.params_models import DeployImageParams, DeployParamsB
 from cloudstation.dispatch.ports import detect_ports
 from cloudstation.dispatch.project import APP, FILENAME, render
 from cloudstation.errors import CsError
-from cloudstation.lifecycle.engine import Lifecycle, RunResult, Step
+from cloudstation.lifecycle.engine import Lifecycle, RunResult
 from cloudstation.plugins.base import Artifact
 from cloudstation.plugins.childlog import run_into_log
 from cloudstation.plugins.registry import PluginRegistry
 from cloudstation.secrets.vault import VaultSettings, fetch_secrets
 from cloudstation.sources.git import clone_repository
 from cloudstation.sources.upload import fetch_upload
+from cloudstation.vocabulary import Step
 
 
 class TaskError(CsError):
@@ -67,7 +68,7 @@ async def deploy_repository(ctx: TaskContext, params: DeployRepositoryParams) ->
     ctx.deployment_type = "repository"
     source = ctx.work_dir / "source"
     if params.source_type == "local_upload":
-        async with ctx.step("clone", deployment_type="local_upload"):
+        async with ctx.step(Step.CLONE, deployment_type="local_upload"):
             ctx.say("clone: downloading the uploaded source archive")
             skipped: list[tuple[str, str]] = []
             await fetch_upload(params.source_url, source, on_skip=lambda name, kind: skipped.append((name, kind)))
@@ -75,7 +76,7 @@ async def deploy_repository(ctx: TaskContext, params: DeployRepositoryParams) ->
                 ctx.warn(f"upload member {name!r} skipped: {kind} files are not extracted")
             ctx.say("clone: archive extracted")
     else:
-        async with ctx.step("clone"):
+        async with ctx.step(Step.CLONE):
             ctx.say(f"clone: {params.repository} (branch {params.branch}, provider {params.provider or 'github'})")
             await clone_repository(
                 params.repository,
@@ -88,7 +89,7 @@ async def deploy_repository(ctx: TaskContext, params: DeployRepositoryParams) ->
             )
     app_rel = _app_path(source, params.build.root_directory, ctx.work_dir)
     registry = PluginRegistry()
-    async with ctx.step("build"):
+    async with ctx.step(Step.BUILD):
         build_env = await _vault_env(ctx, params)
         builders = candidates(params.build.builder, ctx.work_dir / app_rel, params.build.dockerfile_path)
         dockerfile = find_dockerfile(ctx.work_dir / app_rel, params.build.dockerfile_path)
@@ -107,11 +108,11 @@ async def deploy_repository(ctx: TaskContext, params: DeployRepositoryParams) ->
     networks = await allocate_domains(ctx, params, networks, detected=not params.networks)
     app = built.project.apps[APP]
     if app.registry is not None:
-        async with ctx.step("registry"):
-            await _run_step(built.lifecycle, "registry", ctx, built.result)
+        async with ctx.step(Step.REGISTRY):
+            await _run_step(built.lifecycle, Step.REGISTRY, ctx, built.result)
     else:
         ctx.say("registry: push skipped (disablePush, or the build made no image)", phase="registry")
-    async with ctx.step("deploy"):
+    async with ctx.step(Step.DEPLOY):
         project = render(
             params,
             app_path=app_rel,
@@ -196,7 +197,7 @@ async def _deploy(ctx: TaskContext, project: ProjectConfig, registry: PluginRegi
     lifecycle = Lifecycle(project, registry, base_dir=ctx.work_dir, state_dir=ctx.work_dir / "state")
     lifecycle.plugins(project.apps[APP])
     result = RunResult(app=APP, deployment_id=ctx.deployment_id, artifact=artifact)
-    await _run_step(lifecycle, "deploy", ctx, result)
+    await _run_step(lifecycle, Step.DEPLOY, ctx, result)
 
 
 # -------------------------------------------------------------------------------------------- image
@@ -223,7 +224,7 @@ async def deploy_image(ctx: TaskContext, params: DeployImageParams) -> None:
         networks = await allocate_domains(ctx, params, image_networks(detected.ports), detected=True)
     artifact = Artifact(kind="image", ref=image, ports=tuple(n.port_number for n in networks))
     registry = PluginRegistry()
-    async with ctx.step("deploy"):
+    async with ctx.step(Step.DEPLOY):
         project = render(params, app_path=".", builder="noop", networks=networks, env=ctx.env)
         await _deploy(ctx, _loaded(ctx, project.load(ctx.work_dir / FILENAME)), registry, artifact)
     ctx.say(f"release: {image} deployed as {params.job_id}", phase="release")

@@ -26,21 +26,21 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from cloudstation.backend.client import BackendClient
 from cloudstation.dispatch.context import TaskContext
-from cloudstation.dispatch.params import ParamsError, PartialIdentity, Task, decode_params, parse_task
+from cloudstation.dispatch.params import ParamsError, PartialIdentity, Task, decode_params, deployment_ref, parse_task
 from cloudstation.dispatch.params_models import DeployParamsBase, DestroyJobPackParams
 from cloudstation.errors import ConfigError, ContractError, CsError, ExitCode
-from cloudstation.events.buildlog import BuildLog, Echo, LogIdentity
+from cloudstation.events.buildlog import BuildLog, Echo
 from cloudstation.events.contract import validate_deployment_id
+from cloudstation.events.identity import DeploymentRef
 from cloudstation.events.outbox import default_state_dir
-from cloudstation.events.redaction import Redactor
 from cloudstation.events.session import EventSession
-from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
+from cloudstation.lifecycle.reporter import open_deployment
 from cloudstation.natsconn import format_duration, parse_duration
 from cloudstation.processes.signals import StopSignals
+from cloudstation.redaction import Redactor
 
 log = logging.getLogger("cloudstation.dispatch")
 
@@ -119,21 +119,6 @@ def _check_subject_token(deployment_id: str, params: DeployParamsBase) -> None:
         ) from None
 
 
-def _deployment_identity(
-    source: PartialIdentity | DeployParamsBase, job_id: int, kind: Literal["git_repo", "image"]
-) -> DeploymentIdentity:
-    """The identity every event of the deployment carries, from valid params or a partial decode."""
-    return DeploymentIdentity(
-        deployment_id=source.deployment_id,
-        job_id=job_id,
-        service_id=source.service_id,
-        team_id=source.team_id,
-        user_id=source.user_id or "0",  # the original's strconv.Itoa of a missing FlexInt
-        owner_id=source.owner_id,
-        type=kind,
-    )
-
-
 # ------------------------------------------------------------------------------------- invalid input
 
 
@@ -148,7 +133,7 @@ async def _report_invalid(exc: ParamsError, env: Mapping[str, str]) -> None:
     except (ContractError, ConfigError) as problem:
         log.warning("the failure cannot be published: %s", problem)
         return
-    identity = _deployment_identity(ident, ident.deployment_job_id, ident.deployment_type)
+    identity = deployment_ref(ident, ident.deployment_job_id, ident.deployment_type)
     async with session:
         stream, reporter = open_deployment(session, identity, redactor=Redactor(session.secrets))
         stream.emit(f"error: {exc}", output="stderr")
@@ -188,9 +173,7 @@ async def _run_deploy(
     deadline: float,
     body: TaskBody,
 ) -> Outcome:
-    identity = _deployment_identity(
-        params, params.deployment_job_id, "image" if kind is Task.DEPLOY_IMAGE else "git_repo"
-    )
+    identity = deployment_ref(params, params.deployment_job_id, "image" if kind is Task.DEPLOY_IMAGE else "git_repo")
     session = EventSession(env)
     redactor = Redactor([*params.secrets(), *session.secrets])
     work_dir, remove_work_dir = _work_dir(env)
@@ -272,7 +255,7 @@ async def _run_destroy(
     redactor = Redactor([*params.secrets(), *session.secrets])
     async with session:
         # No deployment: the output is shown (redacted) but not published as a build log.
-        stream = BuildLog(None, LogIdentity("destroy-job-pack", 0), redactor=redactor, echo=echo, phase="deploy")
+        stream = BuildLog(None, DeploymentRef("destroy-job-pack", 0), redactor=redactor, echo=echo, phase="deploy")
         ctx = TaskContext(
             log=stream,
             redactor=redactor,

@@ -35,21 +35,16 @@ from typing import Literal, Protocol
 
 from cloudstation.errors import ContractError, CsError, OutboxFullError
 from cloudstation.events.contract import (
-    JOB_ID_MAX,
-    JOB_ID_MIN,
     MAX_PHASE_CHARS,
-    BuildLogEnd,
     Event,
     EventKind,
     encode_payload,
-    make_event,
     new_msg_id,
     subject_for,
-    validate_deployment_id,
     validate_field,
 )
-from cloudstation.events.contract import BuildLog as BuildLogPayload
-from cloudstation.events.redaction import Redactor
+from cloudstation.events.identity import DeploymentRef
+from cloudstation.redaction import Redactor
 
 Output = Literal["stdout", "stderr"]
 
@@ -76,23 +71,6 @@ class EventSink(Protocol):
 
     @property
     def max_payload(self) -> int | None: ...
-
-
-@dataclass(frozen=True)
-class LogIdentity:
-    """Whose log this is: the fields every ``build.log`` payload repeats."""
-
-    deployment_id: str
-    job_id: int
-    service_id: str = ""
-    owner_id: str = ""
-
-    def __post_init__(self) -> None:
-        validate_deployment_id(self.deployment_id)
-        validate_field(self.service_id, "serviceId")
-        validate_field(self.owner_id, "ownerId")
-        if not JOB_ID_MIN <= self.job_id <= JOB_ID_MAX:
-            raise ContractError(f"jobId {self.job_id} is out of range (a signed 64-bit integer)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +106,7 @@ class BuildLog:
     def __init__(
         self,
         sink: EventSink | None,
-        identity: LogIdentity,
+        identity: DeploymentRef,
         *,
         prefix: str = "",
         redactor: Redactor | None = None,
@@ -187,17 +165,7 @@ class BuildLog:
         if size is None:
             validate_field(phase, "phase", limit=MAX_PHASE_CHARS)
             ident = self.identity
-            widest = BuildLogPayload(
-                deployment_id=ident.deployment_id,
-                job_id=ident.job_id,
-                service_id=ident.service_id,
-                owner_id=ident.owner_id,
-                log_output="stdout",
-                content="",
-                timestamp=10**15,
-                sequence=10**15,
-                phase=phase,
-            )
+            widest = ident.log_line("stdout", "", timestamp=10**15, sequence=10**15, phase=phase)
             probe = Event(EventKind.BUILD_LOG, self._subject, encode_payload(widest), new_msg_id(), ident.deployment_id)
             size = self._envelopes[phase] = probe.wire_size()
         return size
@@ -232,17 +200,7 @@ class BuildLog:
                 self._echo(line)
             if self._sink is None:
                 continue
-            payload = BuildLogPayload(
-                deployment_id=ident.deployment_id,
-                job_id=ident.job_id,
-                service_id=ident.service_id,
-                owner_id=ident.owner_id,
-                log_output=output,
-                content=piece,
-                timestamp=now_ms,
-                sequence=self.sequence,
-                phase=phase,
-            )
+            payload = ident.log_line(output, piece, timestamp=now_ms, sequence=self.sequence, phase=phase)
             self._buffer.append(
                 Event(EventKind.BUILD_LOG, self._subject, encode_payload(payload), new_msg_id(), ident.deployment_id)
             )
@@ -307,11 +265,10 @@ class BuildLog:
         if self._sink is None:
             return None
         ident = self.identity
-        end = BuildLogEnd(deployment_id=ident.deployment_id, job_id=ident.job_id, status=status)
         try:
             if self._buffer:
                 raise self._full or OutboxFullError("the outbox is full")
-            (seq,) = self._sink.submit([make_event(EventKind.BUILD_LOG_END, end, prefix=self._prefix)], track=True)
+            (seq,) = self._sink.submit([ident.log_end(status, prefix=self._prefix)], track=True)
         except OutboxFullError as exc:
             self._cancel_spiller()
             lost = self.lost + len(self._buffer)

@@ -1,15 +1,15 @@
 """The wire contract with the CloudStation backend: subjects, payloads, headers, validation.
 
-The backend already consumes these events, so field names, JSON types and subjects are fixed
-(ORIGINAL.md §3). Payloads are typed msgspec Structs, validated when built and encoded exactly once;
-an :class:`Event` is the encoded, addressed unit that the outbox stores and the publisher sends.
+The backend already consumes these events, so field names, JSON types and subjects are fixed.
+Payloads are typed msgspec Structs, validated when built and encoded exactly once; an :class:`Event`
+is the encoded, addressed unit that the outbox stores and the publisher sends. Whether an event can be
+delivered at all (subject and message size) is decided at the door, :mod:`cloudstation.events.door`.
 
-Nothing of ours is imported here but the error hierarchy.
+Nothing of ours is imported here but the base modules (errors, vocabulary).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from cloudstation.errors import ContractError
+from cloudstation.vocabulary import DESTROY_REASONS, DeploymentType
 
 
 class EventKind(StrEnum):
@@ -51,40 +52,23 @@ HEADER_KIND: Final = "Cs-Event"
 HEADER_DEPLOYMENT: Final = "Cs-Deployment-Id"
 
 DeploymentStatus = Literal["IN_PROGRESS", "SUCCEEDED", "FAILED"]
-DeploymentType = Literal["git_repo", "image"]
 LogOutput = Literal["stdout", "stderr"]
 LogEndStatus = Literal["success", "failed"]
 
-PHASES: Final[tuple[str, ...]] = ("init", "clone", "build", "registry", "deploy", "release", "detect")
-DESTROY_REASONS: Final[tuple[str, ...]] = (
-    "delete",
-    "upgrade_volume",
-    "migrate_volume",
-    "suspend_account",
-    "pause_service",
-)
 
-
-# -- the door: limits every event must satisfy before it is journaled -----------------------------------
+# -- bounds of the payload fields (the door, :mod:`cloudstation.events.door`, bounds subjects and sizes) --
 #: Longest id (deploymentId, serviceId, teamId, userId, ownerId, job.destroyed id), in characters.
 MAX_ID_CHARS: Final = 256
 #: Longest phase tag, in characters.
 MAX_PHASE_CHARS: Final = 64
-#: Longest subject, prefix included, in bytes: far below the server's control-line limit (4 KiB by
-#: default), which drops the connection of a client that sends a longer ``PUB`` line.
-MAX_SUBJECT_BYTES: Final = 1024
-#: Longest ``NATS_STREAM_PREFIX``, in bytes.
-MAX_PREFIX_BYTES: Final = 256
-#: The server's ``max_payload`` until it has told us its own (the nats-server default, 1 MiB).
-DEFAULT_MAX_PAYLOAD: Final = 1024 * 1024
 #: ``jobId`` is a signed 64-bit integer (the backend's database column).
 JOB_ID_MIN: Final = -(2**63)
 JOB_ID_MAX: Final = 2**63 - 1
 
 JobId = Annotated[int, msgspec.Meta(ge=JOB_ID_MIN, le=JOB_ID_MAX)]
 Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS)]
-#: ``job.destroyed``'s reason: one of :data:`DESTROY_REASONS` in practice, but the original worker passed any
-#: non-empty reason of its params through, and platforms send others (``archive``): so any short text.
+#: ``job.destroyed``'s reason: one of :data:`~cloudstation.vocabulary.DESTROY_REASONS` in practice, but any
+#: non-empty reason of the params is passed through (platforms send others, ``archive``): so any short text.
 DestroyReason = Annotated[
     str,
     msgspec.Meta(
@@ -205,43 +189,10 @@ def _check_utf8(value: str, field: str) -> None:
         raise ContractError(f"{field} is not valid UTF-8") from None
 
 
-@functools.lru_cache(maxsize=4096)
-def _subject_problem(kind: EventKind, subject: str) -> str:
-    """Why ``subject`` cannot be sent ("" when it can); cached: a log repeats one subject."""
-    size = len(subject.encode("utf-8", "surrogatepass"))
-    if size > MAX_SUBJECT_BYTES:
-        return (
-            f"{kind.value}: subject of {size} bytes is longer than {MAX_SUBJECT_BYTES} "
-            "(deployment id or NATS_STREAM_PREFIX too long)"
-        )
-    if not all(_TOKEN_RE.fullmatch(token) for token in subject.split(".")):
-        return f"{kind.value}: subject {shown(subject)} is not a valid NATS subject"
-    return ""
-
-
 def shown(value: str, limit: int = 60) -> str:
     """``repr(value)`` cut to about ``limit`` characters, for error messages about hostile input."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 3]}...' ({len(value)} characters)"
-
-
-def admit(event: Event, max_payload: int) -> Event:
-    """The door every event passes before it is journaled, and again before it is sent.
-
-    An event that can never be delivered is refused (:class:`ContractError`, exit 2): a subject
-    longer than :data:`MAX_SUBJECT_BYTES` or with an invalid token, or a message (payload and
-    headers) larger than ``max_payload`` (the server's, or :data:`DEFAULT_MAX_PAYLOAD` until it is known).
-    """
-    problem = _subject_problem(event.kind, event.subject)
-    if problem:
-        raise ContractError(problem)
-    size = event.wire_size()
-    if size > max_payload:
-        raise ContractError(
-            f"{event.subject}: message of {size} bytes (payload and headers) exceeds the server's "
-            f"max_payload ({max_payload} bytes)"
-        )
-    return event
 
 
 def decode_payload(kind: EventKind, data: bytes | str) -> Payload:

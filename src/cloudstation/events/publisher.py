@@ -11,7 +11,7 @@ One asyncio task per process reads this process's outbox rows in sequence order 
 - A row leaves the outbox only after its PubAck. A missing PubAck is ambiguous (the message may be
   stored), so the publisher rewinds to the oldest unacknowledged event and sends again with the same
   ``Nats-Msg-Id``; JetStream's duplicate window turns the repeats into no-ops.
-- Every event passes :func:`~cloudstation.events.contract.admit` twice: in :meth:`Publisher.submit`
+- Every event passes :func:`~cloudstation.events.door.admit` twice: in :meth:`Publisher.submit`
   before it is journaled (a :class:`ContractError`, exit 2, against the server's ``max_payload`` as last
   known, else 1 MiB), and before it is sent (against the live ``max_payload``; rows journaled by an
   older ``cs`` included). An event refused there, or refused by JetStream for its size, is *set aside*:
@@ -36,7 +36,8 @@ from typing import Any
 import msgspec
 
 from cloudstation.errors import AuthError, ContractError, DeliveryError, OutboxError, OutboxFullError, RefusedError
-from cloudstation.events.contract import DEFAULT_MAX_PAYLOAD, Event, admit
+from cloudstation.events.contract import Event
+from cloudstation.events.door import DEFAULT_MAX_PAYLOAD, admit
 from cloudstation.events.fastbatch import FastIngest, server_supports, server_version
 from cloudstation.events.outbox import Outbox, StoredEvent
 from cloudstation.natsconn import NatsSettings

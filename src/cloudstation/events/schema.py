@@ -19,6 +19,7 @@ import cloudstation
 from cloudstation.errors import UsageError
 from cloudstation.events import contract
 from cloudstation.events.contract import EventKind
+from cloudstation.vocabulary import PHASES
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 ASYNCAPI_VERSION: Final = "3.0.0"
@@ -78,7 +79,7 @@ _KIND_FIELD_DESCRIPTIONS: Final[dict[tuple[EventKind, str], str]] = {
 }
 # Open sets documented by example rather than enforced (the contract types them as plain strings).
 _FIELD_EXAMPLES: Final[dict[str, list[Any]]] = {
-    "phase": list(contract.PHASES),
+    "phase": list(PHASES),
     "timestamp": [1718000000000],
     "content": ["Step 1/7 : FROM python:3.11-slim\n"],
 }

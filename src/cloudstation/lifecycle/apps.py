@@ -8,42 +8,37 @@ the running phase (the plugin's child within 2 s, even if a second signal comes)
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 from cloudstation.config.model import App
 from cloudstation.events.buildlog import Echo
-from cloudstation.events.redaction import Redactor
+from cloudstation.events.identity import DeploymentRef
 from cloudstation.events.session import EventSession
-from cloudstation.lifecycle.engine import Lifecycle, RunResult, Step
-from cloudstation.lifecycle.reporter import DeploymentIdentity, open_deployment
+from cloudstation.lifecycle.engine import Lifecycle, RunResult
+from cloudstation.lifecycle.reporter import open_deployment
 from cloudstation.processes.signals import StopSignals
+from cloudstation.redaction import Redactor
+from cloudstation.vocabulary import Step
 
 
-@dataclass(frozen=True)
-class RunIdentity:
-    """Identity flags of a run; missing ids are generated."""
+def app_identity(
+    app: App,
+    several: bool,
+    *,
+    deployment_id: str | None = None,
+    job_id: int | None = None,
+    service_id: str | None = None,
+    owner_id: str = "",
+) -> DeploymentRef:
+    """The identity of ``app``'s deployment from a run's flags; an id not given is generated.
 
-    deployment_id: str | None = None
-    job_id: int | None = None
-    service_id: str | None = None
-    owner_id: str = ""
-    team_id: str = ""
-    user_id: str = ""
-
-    def for_app(self, app: App, several: bool) -> DeploymentIdentity:
-        dep = self.deployment_id or f"local-{os.urandom(4).hex()}"
-        if several and self.deployment_id:
-            dep = f"{dep}-{app.name}"
-        job = self.job_id if self.job_id is not None else int.from_bytes(os.urandom(3), "big")
-        return DeploymentIdentity(
-            deployment_id=dep,
-            job_id=job,
-            service_id=self.service_id or app.name,
-            team_id=self.team_id,
-            user_id=self.user_id,
-            owner_id=self.owner_id,
-        )
+    With several apps, a given deployment id is suffixed with the app's name (one deployment each).
+    """
+    dep = deployment_id or f"local-{os.urandom(4).hex()}"
+    if several and deployment_id:
+        dep = f"{dep}-{app.name}"
+    job = job_id if job_id is not None else int.from_bytes(os.urandom(3), "big")
+    return DeploymentRef(dep, job, service_id=service_id or app.name, owner_id=owner_id)
 
 
 async def run_apps(
@@ -52,12 +47,13 @@ async def run_apps(
     steps: Sequence[Step],
     *,
     session: EventSession,
-    identity: RunIdentity,
+    identity: Callable[[App, bool], DeploymentRef],
     redactor: Redactor,
     echo: Echo | None,
 ) -> tuple[list[RunResult], int | None]:
     """Run ``steps`` for each app in turn, stopping at the first failure.
 
+    ``identity(app, several)`` names each app's deployment (:func:`app_identity` with the run's flags).
     Returns the results and the signal number that stopped the run (None when none did).
     """
     for app in apps:
@@ -65,7 +61,7 @@ async def run_apps(
     results: list[RunResult] = []
     with StopSignals() as stop:
         for app in apps:
-            ident = identity.for_app(app, several=len(apps) > 1)
+            ident = identity(app, len(apps) > 1)
             log, reporter = open_deployment(session, ident, redactor=redactor, echo=echo)
             reporter.start()
             result = RunResult(app=app.name, deployment_id=ident.deployment_id)

@@ -15,15 +15,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from cloudstation.config.model import App, ProjectConfig
 from cloudstation.errors import CsError, UsageError
 from cloudstation.events.buildlog import BuildLog
 from cloudstation.plugins.base import Artifact, Deployment, PluginContext, Status
 from cloudstation.plugins.registry import PluginRegistry
-
-Step = Literal["build", "registry", "deploy", "release"]
+from cloudstation.vocabulary import Step
 
 
 @dataclass

@@ -2,45 +2,22 @@
 
 ``deployment.status.changed IN_PROGRESS`` first; then the log lines (the log stream's business);
 then exactly one of ``deployment.succeeded`` / ``deployment.failed``; then ``build.log.end``. Every
-one of these is a barrier in the publisher, so the order in the stream is the order here.
+one of these is a barrier in the publisher, so the order in the stream is the order here. The events
+themselves are made by the deployment's :class:`~cloudstation.events.identity.DeploymentRef`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
-from cloudstation.events.buildlog import BuildLog, Echo, EventSink, LogIdentity
-from cloudstation.events.contract import DeploymentResult, EventKind, StatusChanged, make_event
-from cloudstation.events.redaction import Redactor
+from cloudstation.events.buildlog import BuildLog, Echo, EventSink
+from cloudstation.events.identity import DeploymentRef
 from cloudstation.events.session import EventSession
-
-DeploymentType = Literal["git_repo", "image"]
-
-
-@dataclass(frozen=True)
-class DeploymentIdentity:
-    """Who a deployment is, as every event of it says."""
-
-    deployment_id: str
-    job_id: int
-    service_id: str = ""
-    team_id: str = ""
-    user_id: str = ""
-    owner_id: str = ""
-    type: DeploymentType = "git_repo"
-
-    @property
-    def log_identity(self) -> LogIdentity:
-        return LogIdentity(self.deployment_id, self.job_id, self.service_id, self.owner_id)
+from cloudstation.redaction import Redactor
 
 
 class DeploymentReporter:
     """Publishes one deployment's start and outcome; a no-op without a sink (local runs)."""
 
-    def __init__(
-        self, sink: EventSink | None, identity: DeploymentIdentity, log: BuildLog, *, prefix: str = ""
-    ) -> None:
+    def __init__(self, sink: EventSink | None, identity: DeploymentRef, log: BuildLog, *, prefix: str = "") -> None:
         self.sink = sink
         self.identity = identity
         self.log = log
@@ -52,10 +29,7 @@ class DeploymentReporter:
         """``deployment.status.changed IN_PROGRESS``: the first event of the deployment."""
         self.started = True
         if self.sink is not None:
-            ident = self.identity
-            payload = StatusChanged(job_id=ident.job_id, status="IN_PROGRESS")
-            event = make_event(EventKind.STATUS_CHANGED, payload, prefix=self.prefix, deployment_id=ident.deployment_id)
-            self.sink.submit([event])
+            self.sink.submit([self.identity.status_changed("IN_PROGRESS", prefix=self.prefix)])
 
     def finish(self, ok: bool) -> None:
         """``deployment.succeeded`` or ``deployment.failed``, then ``build.log.end``. Once only."""
@@ -64,32 +38,19 @@ class DeploymentReporter:
         self.finished = True
         self.log.spill()  # every line so far goes before the outcome
         if self.sink is not None:
-            ident = self.identity
-            payload = DeploymentResult(
-                job_id=ident.job_id,
-                type=ident.type,
-                deployment_id=ident.deployment_id,
-                service_id=ident.service_id,
-                team_id=ident.team_id,
-                user_id=ident.user_id,
-                owner_id=ident.owner_id,
-            )
-            kind = EventKind.SUCCEEDED if ok else EventKind.FAILED
-            self.sink.submit([make_event(kind, payload, prefix=self.prefix)])
+            self.sink.submit([self.identity.outcome(ok, prefix=self.prefix)])
         if not self.log.ended:
             self.log.end("success" if ok else "failed")
 
 
 def open_deployment(
     session: EventSession,
-    identity: DeploymentIdentity,
+    identity: DeploymentRef,
     *,
     redactor: Redactor,
     echo: Echo | None = None,
     phase: str = "init",
 ) -> tuple[BuildLog, DeploymentReporter]:
     """The log stream and the reporter of one deployment, publishing through ``session``."""
-    log = BuildLog(
-        session.publisher, identity.log_identity, prefix=session.prefix, redactor=redactor, echo=echo, phase=phase
-    )
+    log = BuildLog(session.publisher, identity, prefix=session.prefix, redactor=redactor, echo=echo, phase=phase)
     return log, DeploymentReporter(session.publisher, identity, log, prefix=session.prefix)

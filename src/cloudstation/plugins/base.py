@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -25,23 +24,14 @@ import msgspec
 from cloudstation.errors import CsError
 from cloudstation.events.buildlog import BuildLog
 from cloudstation.plugins.childlog import run_into_log
+from cloudstation.vocabulary import Step
 
-
-class Component(StrEnum):
-    """The four component kinds, named as the config blocks that select them."""
-
-    BUILD = "build"
-    REGISTRY = "registry"
-    DEPLOY = "deploy"
-    RELEASE = "release"
-
-
-#: The method each component requires of a plugin class.
-COMPONENT_METHODS: dict[Component, tuple[str, ...]] = {
-    Component.BUILD: ("build",),
-    Component.REGISTRY: ("push",),
-    Component.DEPLOY: ("deploy", "destroy", "status"),
-    Component.RELEASE: ("release",),
+#: The methods each component (a lifecycle :class:`~cloudstation.vocabulary.Step`) requires of a plugin class.
+COMPONENT_METHODS: dict[Step, tuple[str, ...]] = {
+    Step.BUILD: ("build",),
+    Step.REGISTRY: ("push",),
+    Step.DEPLOY: ("deploy", "destroy", "status"),
+    Step.RELEASE: ("release",),
 }
 
 
@@ -182,7 +172,7 @@ class Plugin:
         self.config = config
 
 
-def components_of(plugin_class: type) -> list[Component]:
+def components_of(plugin_class: type) -> list[Step]:
     """The components a plugin class implements (it defines every method the component needs)."""
     return [
         comp

@@ -16,7 +16,8 @@ import msgspec
 
 from cloudstation.config.model import Component as ConfigComponent
 from cloudstation.errors import ConfigError
-from cloudstation.plugins.base import Component, PluginConfig, components_of
+from cloudstation.plugins.base import PluginConfig, components_of
+from cloudstation.vocabulary import Step
 
 ENTRY_POINT_GROUP = "cloudstation.plugins"
 
@@ -95,7 +96,7 @@ class PluginRegistry:
             cls = self.get(block.use)
         except ConfigError as exc:
             raise block.error(str(exc), "use") from None
-        kind = Component(block.kind)
+        kind = Step(block.kind)
         if kind not in components_of(cls):
             can = ", ".join(c.value for c in components_of(cls))
             raise block.error(f"plugin {block.use!r} cannot be used as {kind.value} (it provides: {can})", "use")

@@ -1,5 +1,5 @@
 """Fetching a deployment's source: ``git`` clone of ``owner/repo`` at a branch, or a ``local_upload``
-tar archive downloaded and extracted safely. Imports nothing of ours but :mod:`cloudstation.errors`.
+tar archive downloaded and extracted safely. Imports nothing of ours but errors and redaction.
 """
 
 from cloudstation.sources.archive import extract_tar_safely

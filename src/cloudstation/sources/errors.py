@@ -1,7 +1,8 @@
 """Errors of the ``sources`` room: fetching a deployment's source (git clone, uploaded archive).
 
 Every message is one line, names the repository/branch or archive member concerned, and never contains a
-token: callers build messages through :func:`redact` with the secrets they hold.
+token: callers build messages through :func:`redact` with the secrets they hold (masked ``***``, as
+everywhere in ``cs``: :mod:`cloudstation.redaction`).
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cloudstation.errors import CsError, UsageError
-
-REDACTED = "[REDACTED]"
+from cloudstation.redaction import Redactor
 
 
 class SourceError(CsError):
@@ -38,8 +38,5 @@ class InvalidSourceError(UsageError):
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every non-empty secret replaced, and folded onto one line."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return " ".join(text.split())
+    """``text`` with every non-empty secret replaced (whatever its length), and folded onto one line."""
+    return " ".join(Redactor(secrets, min_length=1).redact(text).split())

@@ -19,8 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from cloudstation.redaction import MASK
 from cloudstation.sources.archive import DEFAULT_MAX_EXTRACTED_BYTES, SkipHandler, extract_tar_safely
-from cloudstation.sources.errors import REDACTED, InvalidSourceError, SourceError, redact
+from cloudstation.sources.errors import InvalidSourceError, SourceError, redact
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
 DEFAULT_MAX_DOWNLOAD_BYTES = 1024**3
@@ -125,7 +126,7 @@ class _HideQueries(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        hidden = _URL_QUERY.sub(rf"\g<1>?{REDACTED}", message)
+        hidden = _URL_QUERY.sub(rf"\g<1>?{MASK}", message)
         if hidden != message:
             record.msg, record.args = hidden, None
         return True
