@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "backend": {"errors"},
     "secrets": {"errors"},
     "plugins": {"errors", "config", "events"},
+    "plugin": {"errors", "plugins"},  # the public face for third-party plugins
     "lifecycle": {"errors", "config", "events", "plugins"},
     "dispatch": {"errors", "config", "events", "plugins", "lifecycle", "sources", "secrets", "backend", "natsconn"},
     "cli": {
