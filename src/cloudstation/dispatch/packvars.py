@@ -255,8 +255,7 @@ def start_args(params: DeployParamsBase, builder: str) -> list[str]:
     ``vaultLinkedSecrets`` then running ``build.startCommand``, unless nixpacks / railpack built the
     image (their image runs the start command itself)."""
     line = "".join(f"export {s.secret}={s.template};" for s in params.vault_linked_secrets)
-    build = getattr(params, "build", None)
-    start = build.start_command if build is not None else ""
+    start = params.build.start_command
     if start and builder not in START_COMMAND_BUILDERS:
         line += start
     return [line] if line else []

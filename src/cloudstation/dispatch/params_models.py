@@ -322,6 +322,9 @@ class DeployParamsBase(_Model, frozen=True, kw_only=True):
     # legacy, passed through untouched
     nomad_pack_config: dict[str, Any] = msgspec.field(default_factory=dict)
 
+    # how a repository is built; for an image, only ``startCommand`` (and the registry fallbacks) count
+    build: BuildOptions = msgspec.field(default_factory=BuildOptions)
+
 
 class DeployRepositoryParams(DeployParamsBase, frozen=True, kw_only=True):
     """Params of ``deploy-repository`` and ``redeploy-repository``."""
@@ -335,13 +338,10 @@ class DeployRepositoryParams(DeployParamsBase, frozen=True, kw_only=True):
     source_type: str = ""  # "local_upload" for an uploaded tarball
     source_url: str = ""  # pre-signed: holds a credential, so it is treated as a secret
     upload_id: str = ""
-    build: BuildOptions = msgspec.field(default_factory=BuildOptions)
 
 
 class DeployImageParams(DeployParamsBase, frozen=True, kw_only=True):
     """Params of ``deploy-image``."""
-
-    build: BuildOptions = msgspec.field(default_factory=BuildOptions)
 
 
 class DestroyJob(_Model, frozen=True, kw_only=True):
