@@ -2,7 +2,8 @@
 
 Owns the entry point ``decode_params``: ``NOMAD_META_TASK`` + ``NOMAD_META_PARAMS`` (standard base64 of a
 JSON object, or plain JSON for ``cs dispatch --params-file``) -> one typed model per task
-(``params_models``), decoded leniently like the original (``params_lenient``) and validated as it did.
+(``params_models``), decoded leniently (``params_lenient``: the backend sends numbers as strings and
+strings as numbers) and validated.
 
 Every problem is a ``ParamsError`` (a ``UsageError``, exit 2) with a one-line message naming the field and
 never a value from the document. The error carries a ``PartialIdentity``: what could still be read of the
@@ -293,7 +294,7 @@ def _validate(params: DispatchParams) -> None:
     else:
         if not params.jobs:
             raise ParamsError('params: field "jobs": at least one job is required', field="jobs")
-        # Any non-empty reason, as the original: the backend may add reasons before cs knows them.
+        # Any non-empty reason: the backend may add reasons before cs knows them.
         _required(params.reason, "reason")
 
 

@@ -1,10 +1,10 @@
 """Typed models of the dispatch params document (``NOMAD_META_PARAMS``), one per task.
 
-Owns the shape only: field names, JSON names (exactly the original's, camelCase plus its few snake_case
+Owns the shape only: field names, JSON names (exactly the backend's, camelCase plus its few snake_case
 names) and defaults. Decoding (lenient numbers, strings, booleans) lives in ``params_lenient``; validation
 and the task table in ``params``. Every model is frozen; use ``msgspec.structs.replace`` to derive one.
 
-Absent, ``null`` and (for numbers) ``""`` all read as the zero value, like the original. The ``repr`` of a
+Absent, ``null`` and (for numbers) ``""`` all read as the zero value (the backend sends all three). The ``repr`` of a
 model masks every secret field, so a model can be logged without leaking a token.
 """
 
@@ -148,7 +148,7 @@ class NetworkPort(_Model, frozen=True, kw_only=True):
     public: bool = False
     domain: str = ""
     custom_domain: str = msgspec.field(default="", name="custom_domain")
-    # A string in the original ("true"/"false"); a JSON boolean is accepted and read as its text.
+    # A string ("true"/"false", or a check type); a JSON boolean is accepted and read as its text.
     has_health_check: str = msgspec.field(default="", name="has_health_check")
     health_check: HealthCheck = msgspec.field(default_factory=HealthCheck, name="health_check")
 

@@ -3,10 +3,10 @@
 Repository: clone (or download + safe extraction of a ``local_upload``) → Vault secrets (``secretsPath``
 only) into the build env → builder chain → port detection of the built image → domains + service update
 → registry push (unless ``disablePush``) → deploy. Image: ``detect`` (only without networks) → domains +
-service update → deploy. The order and the backend steps are the original's: ``clone`` (typed
+service update → deploy. The backend steps, in the order the backend shows them: ``clone`` (typed
 ``local_upload`` for an upload), ``build``, ``registry`` (when there is a push), ``deploy`` for a repository
 (``deployment_type`` ``repository``); only ``deploy`` for an image (``image``). There is no release step:
-the generated project has no ``release`` block, and the original reported the step only with one.
+the generated project has no ``release`` block, and the step is reported only for a project with one.
 The worker publishes the start and the outcome around these bodies.
 """
 
@@ -151,7 +151,7 @@ def _app_path(source: Path, root_directory: str, work_dir: Path) -> str:
 async def _vault_env(ctx: TaskContext, params: DeployParamsBase) -> dict[str, str]:
     """Vault secrets of ``secretsPath`` for the build env (values added to the redaction set); ``{}`` without Vault.
 
-    Only ``secretsPath`` is read at build time, as in the original: ``sharedSecretPath`` and
+    Only ``secretsPath`` is read at build time: ``sharedSecretPath`` and
     ``vaultLinkedSecretPaths`` are resolved by the job at run time (``kv/data/<projectId>/<name>``, see
     the pack variables), where they are not raw Vault API paths.
     """

@@ -131,7 +131,7 @@ def _deployment_identity(
         job_id=job_id,
         service_id=source.service_id,
         team_id=source.team_id,
-        user_id=source.user_id or "0",  # the original's strconv.Itoa of a missing FlexInt
+        user_id=source.user_id or "0",  # the events carry "0" for a missing user id, never an empty one
         owner_id=source.owner_id,
         type=kind,
     )
