@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
 
 import msgspec
 
@@ -139,7 +138,7 @@ def _config_error(block: ConfigComponent, message: str, config_type: type[Plugin
     return block.error(message.replace("`", ""))
 
 
-def _type_name(tp: Any) -> str:
+def _type_name(tp: object) -> str:
     name = getattr(tp, "__name__", None)
     if name and not getattr(tp, "__args__", None):
         return str(name)
