@@ -120,14 +120,14 @@ def framework_default_port(builder: str, source: Path | None) -> tuple[int, str]
 async def inspect_image(image: str, env: Mapping[str, str], timeout: float = INSPECT_TIMEOUT) -> tuple[str, str]:
     """``(output, problem)`` of ``docker image inspect <image>``; ``problem`` is ``""`` on success."""
     argv = ["docker", "image", "inspect", image]
-    child_env = {k: v for k, v in env.items() if not k.startswith("NOMAD_META_")}
+    inspect_env = {k: v for k, v in env.items() if not k.startswith("NOMAD_META_")}  # no params tokens
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
-            env=child_env,
+            env=inspect_env,
             start_new_session=True,
         )
     except OSError:
