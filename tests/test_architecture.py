@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "backend": {"errors"},
     "secrets": {"errors"},
     "plugins": {"errors", "config", "events", "processes"},
+    "plugin": {"errors", "plugins"},  # the public face for third-party plugins
     "lifecycle": {"errors", "config", "events", "plugins", "processes"},
     "dispatch": {
         "errors",

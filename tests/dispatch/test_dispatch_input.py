@@ -92,8 +92,17 @@ def test_task_and_params_file_go_together(cs: CsRunner) -> None:
 def test_help_explains_the_inputs_and_exit_codes(cs: CsRunner) -> None:
     res = cs("dispatch", "--help")
     assert res.returncode == 0
-    for text in ("NOMAD_META_TASK", "NOMAD_META_PARAMS", "--params-file", "CS_JOB_TIMEOUT", "Exit codes"):
+    for text in ("NOMAD_META_TASK", "NOMAD_META_PARAMS", "--params-file", "CS_JOB_TIMEOUT", "CS_STEP_UPDATE_BOUND"):
         assert text in res.stdout
+    assert "Exit codes" in res.stdout
+
+
+@pytest.mark.parametrize("bound", ["soon", "0", "-1s"])
+def test_an_invalid_step_update_bound_is_exit_2_naming_it(cs: CsRunner, bound: str) -> None:
+    meta = {"NOMAD_META_TASK": "deploy-image", "NOMAD_META_PARAMS": b64({**IDENTITY, "imageName": "n"})}
+    res = cs("dispatch", env={**meta, "CS_STEP_UPDATE_BOUND": bound})
+    assert res.returncode == 2
+    assert res.stderr.startswith("cs: error: CS_STEP_UPDATE_BOUND"), res.stderr
 
 
 def test_invalid_params_with_known_identity_publish_the_failure(cs: CsRunner, nats_server: NatsServer) -> None:

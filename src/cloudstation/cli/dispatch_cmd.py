@@ -40,7 +40,8 @@ def dispatch(task: str | None, params_file: Path | None, quiet: bool) -> None:
 
     \b
     Environment: NATS_* (see cs --help), CS_JOB_TIMEOUT (default 15m), CS_DELIVERY_TIMEOUT,
-    CS_WORK_DIR (keep generated files there), CS_GIT_BASE_URL, BACKEND_URL / ACCESS_TOKEN.
+    CS_WORK_DIR (keep generated files there), CS_GIT_BASE_URL, BACKEND_URL / ACCESS_TOKEN,
+    CS_STEP_UPDATE_BOUND (how long one backend step update may take, default 10s).
     Exit codes: 0 ok, 1 task failed / timed out, 2 invalid task, params or settings,
     128+N stopped by signal N (143 for SIGTERM, 130 for SIGINT).
     """

@@ -1,8 +1,9 @@
 """The builder chain: the user's builder, then ``csdocker`` if a Dockerfile exists, ``railpack``, ``nixpacks``.
 
-Owns the candidate order and the attempts: each candidate gets its own generated project file and runs
-the lifecycle's ``build`` step; a failure (plugin error, missing tool, invalid config) is logged and
-the next candidate is tried. The first success wins; when all fail, the error names each attempt.
+Owns the candidate order and the attempts: each candidate gets its own project (only its ``build`` block
+differs, see :mod:`cloudstation.dispatch.project`) and runs the lifecycle's ``build`` step; a failure
+(plugin error, missing tool, invalid config) is logged and the next candidate is tried. The first
+success wins; when all fail, the error names each attempt.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cloudstation.plugins.registry import PluginRegistry
 from cloudstation.vocabulary import Step
 
 FALLBACKS = ("railpack", "nixpacks")
-# The names the original looked for, in its order.
+# The Dockerfile names a source may use, the usual one first, then production before development.
 DOCKERFILE_NAMES = (
     "Dockerfile",
     "dockerfile",

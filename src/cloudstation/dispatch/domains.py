@@ -1,12 +1,12 @@
-"""A deployment's network list, its backend domains and the service update, as the original did them.
+"""A deployment's network list, its backend domains and the service update the backend expects.
 
 Owns three things:
 
 * the zero-config network list for detected ports (repository deploys: ``http``, public; image deploys:
-  the port type the original inferred from the port number, with its health check shape);
+  the port type inferred from the port number (:func:`infer_port_type`), with its health check shape);
 * :func:`allocate_domains`: ``GET ask-domain`` for every port that needs a domain and has none. A backend
-  that fails or is down is a **warning**: the port is deployed without a domain (the original warned and
-  deployed). An empty answer is read as the original read it: no domain for that port;
+  that fails or is down is a **warning**: the port is deployed without a domain (a domain is a
+  convenience, the deployment is what was asked). An empty answer means no domain for that port;
 * the ``PUT service-update`` with the final list (best-effort too).
 """
 
@@ -21,7 +21,7 @@ from cloudstation.dispatch.context import TaskContext
 from cloudstation.dispatch.packvars import has_health_check, network_entry
 from cloudstation.dispatch.params_models import DeployParamsBase, HealthCheck, NetworkPort
 
-# The original's inferPortType: common web ports are http, 443/8443 https, anything else tcp.
+# The type of a detected port: common web ports are http, 443/8443 https, anything else tcp.
 _HTTP_PORTS = frozenset({80, 8080, 3000, 5000, 8000, 8888, 9000})
 _HTTPS_PORTS = frozenset({443, 8443})
 
@@ -51,7 +51,8 @@ def image_networks(ports: Sequence[int]) -> list[NetworkPort]:
 def network_entries(networks: Sequence[NetworkPort]) -> list[NetworkEntry]:
     """The network list ``/api/local/service-update/`` takes: the check the pack renders (packvars).
 
-    ``has_health_check`` is a type string, as in the original (the port's type when the user gave none).
+    ``has_health_check`` is a check type string, as the backend stores it (the port's type when the user
+    gave none).
     """
     entries: list[NetworkEntry] = []
     for port in networks:
@@ -77,9 +78,9 @@ async def allocate_domains(
     """Ask the backend for a domain for each port that needs one, then update the service.
 
     ``detected``: the networks are the zero-config ones made from detected ports, and every port without
-    a domain gets one (the original asked for each detected port, tcp too). Otherwise only the public web
-    ports of the user's networks do. Never raises for a backend problem: a failed ``ask-domain`` leaves
-    that port without a domain and a failed ``service-update`` is a warning, as in the original.
+    a domain gets one (tcp ports too). Otherwise only the public web ports of the user's networks do.
+    Never raises for a backend problem: a failed ``ask-domain`` leaves that port without a domain and a
+    failed ``service-update`` is a warning.
     """
     out = list(networks)
     if not out:

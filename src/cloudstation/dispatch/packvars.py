@@ -1,17 +1,16 @@
-"""Params → the variables of the ``cloudstation`` pack, in the original's schema (written to ``vars.hcl``).
+"""Params → the variables of the ``cloudstation`` pack (written to ``vars.hcl`` by the nomad-pack plugin).
 
-Owns the mapping from the dispatch params to the variables the original orchestrator wrote for its
-``cloudstation`` pack (Cloudstation-cli v2.0.1, ``internal/hclgen`` ``GenerateVarsFile``): the same names,
-shapes, defaults and omitted-when-empty rules, so that a platform's own copy of that pack in a pack
-registry and our embedded pack (which declares exactly these variables) both deploy the same job.
+Owns the mapping from the dispatch params to the variables the ``cloudstation`` pack declares
+(``plugins/builtin/packs/cloudstation/variables.hcl``; its README says where the schema comes from):
+their names, shapes, defaults and omitted-when-empty rules, so that a platform's own copy of that pack in
+a pack registry and our embedded pack (which declares exactly these variables) both deploy the same job.
 ``image`` is filled in by the nomad-pack plugin from the artifact it deploys (the pushed reference).
 
-Where the original wrote something nomad-pack or Nomad cannot use, we write what it meant (each listed in
-``packs/cloudstation/README.md``): ``update`` and ``entrypoint`` as an object and a list (the original
-wrote strings), ``job_config`` with all of its attributes and a real bool, the ``restart`` object beside
+Some variables are written in the form nomad-pack and Nomad can use, where a string would not do (each
+listed in ``packs/cloudstation/README.md``): ``update`` and ``entrypoint`` as an object and a list,
+``job_config`` with all of its attributes and a real bool, the ``restart`` object beside
 ``restart_attempts`` / ``restart_mode`` (the pack only reads the object), ``vault_linked_secrets`` from
-``vaultLinkedSecretPaths`` (the original always wrote ``[]``), durations Nomad can parse, and resources
-with a non-zero cpu and memory.
+``vaultLinkedSecretPaths``, durations Nomad can parse, and resources with a non-zero cpu and memory.
 
 No secret value goes into these variables, only where secrets live (Vault paths); the pack turns them
 into Nomad ``template`` blocks rendered on the client.
@@ -34,14 +33,14 @@ from cloudstation.dispatch.params_models import (
     UpdateParameters,
 )
 
-# The pack's defaults (variables.hcl) where the original's generator fell back to them.
+# The defaults written when the params leave a value out (the pack's own, variables.hcl).
 DEFAULT_CPU = 200
 DEFAULT_MEMORY = 200
 MIN_MEMORY_MAX = 512
-DEFAULT_RESTART_ATTEMPTS = 3  # getRestartAttempts
+DEFAULT_RESTART_ATTEMPTS = 3  # when restartAttempts is 0 and the mode is not "never"
 RESTART_INTERVAL = "3m"  # the pack's restart object
 RESTART_DELAY = "15s"
-DEFAULT_CHECK_TIMING = "30s"  # ensureIntervalHasUnit's fallback
+DEFAULT_CHECK_TIMING = "30s"  # a health check interval or timeout that cannot be read
 HEALTH_CHECK_TYPES = frozenset({"http", "tcp", "grpc", "script"})
 UPDATE_DEFAULTS: dict[str, Any] = {
     "min_healthy_time": "15s",
@@ -50,7 +49,7 @@ UPDATE_DEFAULTS: dict[str, Any] = {
     "health_check": "checks",
     "stagger": "20s",
 }
-# port_defaults.go GetFrameworkDefault: the port of a deployment without networks, by builder.
+# The port of a deployment without networks, by builder (what the builder's images listen on by default).
 FRAMEWORK_PORTS = {"nixpacks": 3000, "railpack": 3000, "csdocker": 8000}
 DEFAULT_WEB_PORT = 3000
 # Builders whose image already starts the app (the start command is theirs, not the job's args).
@@ -64,7 +63,7 @@ _VOLUME_INDEX = re.compile(r"(vol_.+)\[[0-9]+\]")
 
 def duration(value: str) -> str:
     """A health check interval or timeout as Nomad takes it: bare digits are seconds (``"15"`` →
-    ``"15s"``), days become hours, anything else unusable is ``"30s"`` (the original's fallback)."""
+    ``"15s"``), days become hours, anything else unusable is ``"30s"``."""
     value = value.strip()
     if _DIGITS.fullmatch(value):
         return f"{value}s"
@@ -83,7 +82,7 @@ def health_check_type(port: NetworkPort) -> str:
 
 
 def has_health_check(port: NetworkPort) -> str:
-    """``has_health_check`` as the original carries it: a type string, the port's type when empty."""
+    """``has_health_check`` as the backend and the pack carry it: a type string, the port's type when empty."""
     return port.has_health_check.strip() or port.port_type
 
 
@@ -109,7 +108,7 @@ def network_entry(port: NetworkPort) -> dict[str, Any]:
 
 
 def default_network(builder: str) -> NetworkPort:
-    """The port of a deployment that has none (the original's framework default): private, tcp check."""
+    """The port of a deployment that has none (the builder's framework default): private, tcp check."""
     port = FRAMEWORK_PORTS.get(builder, DEFAULT_WEB_PORT)
     check = HealthCheck(type="tcp", path="/", interval=DEFAULT_CHECK_TIMING, timeout=DEFAULT_CHECK_TIMING, port=port)
     return NetworkPort(port_number=port, port_type="http", has_health_check="tcp", health_check=check)
@@ -197,7 +196,7 @@ def pack_variables(params: DeployParamsBase, networks: Sequence[NetworkPort], *,
 
 
 def restart_variables(mode: str, attempts: int) -> dict[str, Any]:
-    """``restart_attempts`` / ``restart_mode`` as the original wrote them (``never`` is Nomad's ``fail``
+    """``restart_attempts`` / ``restart_mode`` (``never`` is Nomad's ``fail``
     with 0 attempts; unknown → ``fail``; no attempts → 3), and the ``restart`` object the pack reads."""
     nomad_mode = mode if mode in ("fail", "delay") else "fail"
     count = 0 if mode == "never" else attempts if attempts > 0 else DEFAULT_RESTART_ATTEMPTS
@@ -238,7 +237,8 @@ def update_variable(update: UpdateParameters) -> dict[str, Any]:
 
 def job_config_variable(job: JobConfig) -> dict[str, Any]:
     """The ``job_config`` object: type (``service`` when empty), cron, payload, dispatch metadata;
-    ``prohibit_overlap`` is forced on for every type but service and system, as the original."""
+    ``prohibit_overlap`` is forced on for every type but service and system (a batch or periodic job
+    must not run twice at once)."""
     job_type = job.type.strip().lower() or "service"
     return {
         "type": job_type,
@@ -255,8 +255,7 @@ def start_args(params: DeployParamsBase, builder: str) -> list[str]:
     ``vaultLinkedSecrets`` then running ``build.startCommand``, unless nixpacks / railpack built the
     image (their image runs the start command itself)."""
     line = "".join(f"export {s.secret}={s.template};" for s in params.vault_linked_secrets)
-    build = getattr(params, "build", None)
-    start = build.start_command if build is not None else ""
+    start = params.build.start_command
     if start and builder not in START_COMMAND_BUILDERS:
         line += start
     return [line] if line else []

@@ -1,6 +1,6 @@
-"""Lenient conversion of a decoded JSON value into a params model, the way the original read its params.
+"""Lenient conversion of a decoded JSON value into a params model, as loose as the backend's documents are.
 
-Owns the leniency rules (the original's "FlexInt" / "FlexString"), applied by walking the model's msgspec
+Owns the leniency rules (a number may come as a string, a string as a number), applied by walking the model's msgspec
 type description:
 
 - integers accept a number, a numeric string and ``""`` (= 0); an integral float (``1.0e6``) becomes an

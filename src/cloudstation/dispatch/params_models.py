@@ -1,10 +1,10 @@
 """Typed models of the dispatch params document (``NOMAD_META_PARAMS``), one per task.
 
-Owns the shape only: field names, JSON names (exactly the original's, camelCase plus its few snake_case
+Owns the shape only: field names, JSON names (exactly the backend's, camelCase plus its few snake_case
 names) and defaults. Decoding (lenient numbers, strings, booleans) lives in ``params_lenient``; validation
 and the task table in ``params``. Every model is frozen; use ``msgspec.structs.replace`` to derive one.
 
-Absent, ``null`` and (for numbers) ``""`` all read as the zero value, like the original. The ``repr`` of a
+Absent, ``null`` and (for numbers) ``""`` all read as the zero value (the backend sends all three). The ``repr`` of a
 model masks every secret field, so a model can be logged without leaking a token.
 """
 
@@ -148,7 +148,7 @@ class NetworkPort(_Model, frozen=True, kw_only=True):
     public: bool = False
     domain: str = ""
     custom_domain: str = msgspec.field(default="", name="custom_domain")
-    # A string in the original ("true"/"false"); a JSON boolean is accepted and read as its text.
+    # A string ("true"/"false", or a check type); a JSON boolean is accepted and read as its text.
     has_health_check: str = msgspec.field(default="", name="has_health_check")
     health_check: HealthCheck = msgspec.field(default_factory=HealthCheck, name="health_check")
 
@@ -322,6 +322,9 @@ class DeployParamsBase(_Model, frozen=True, kw_only=True):
     # legacy, passed through untouched
     nomad_pack_config: dict[str, Any] = msgspec.field(default_factory=dict)
 
+    # how a repository is built; for an image, only ``startCommand`` (and the registry fallbacks) count
+    build: BuildOptions = msgspec.field(default_factory=BuildOptions)
+
 
 class DeployRepositoryParams(DeployParamsBase, frozen=True, kw_only=True):
     """Params of ``deploy-repository`` and ``redeploy-repository``."""
@@ -335,13 +338,10 @@ class DeployRepositoryParams(DeployParamsBase, frozen=True, kw_only=True):
     source_type: str = ""  # "local_upload" for an uploaded tarball
     source_url: str = ""  # pre-signed: holds a credential, so it is treated as a secret
     upload_id: str = ""
-    build: BuildOptions = msgspec.field(default_factory=BuildOptions)
 
 
 class DeployImageParams(DeployParamsBase, frozen=True, kw_only=True):
     """Params of ``deploy-image``."""
-
-    build: BuildOptions = msgspec.field(default_factory=BuildOptions)
 
 
 class DestroyJob(_Model, frozen=True, kw_only=True):

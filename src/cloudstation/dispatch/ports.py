@@ -1,12 +1,12 @@
 """Which ports a deployed image listens on: the zero-config port detection of repository and image deploys.
 
-Owns the detection order the original used, and the contract agreed with the docker plugin's owner:
+Owns the detection order, and the contract agreed with the docker plugin's owner:
 
 1. ``docker image inspect <ref>`` (no ``--format``): the JSON array's ``[0].Config.ExposedPorts`` keys
    (``"8080/tcp"``), sorted and de-duplicated;
 2. else ``PORT=<n>`` in ``[0].Config.Env``;
 3. else the builder's framework default for the source (:func:`framework_default_port`);
-4. else :data:`DEFAULT_PORT` (3000), the original's default.
+4. else :data:`DEFAULT_PORT` (3000), the port most web frameworks listen on.
 
 Detection never fails a deployment: a missing docker, a failed or slow inspect, or an answer that is not
 the expected JSON falls through to the next source, and the log says why.
@@ -120,14 +120,14 @@ def framework_default_port(builder: str, source: Path | None) -> tuple[int, str]
 async def inspect_image(image: str, env: Mapping[str, str], timeout: float = INSPECT_TIMEOUT) -> tuple[str, str]:
     """``(output, problem)`` of ``docker image inspect <image>``; ``problem`` is ``""`` on success."""
     argv = ["docker", "image", "inspect", image]
-    child_env = {k: v for k, v in env.items() if not k.startswith("NOMAD_META_")}
+    inspect_env = {k: v for k, v in env.items() if not k.startswith("NOMAD_META_")}  # no params tokens
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
-            env=child_env,
+            env=inspect_env,
             start_new_session=True,
         )
     except OSError:

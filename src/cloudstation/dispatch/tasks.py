@@ -3,10 +3,10 @@
 Repository: clone (or download + safe extraction of a ``local_upload``) → Vault secrets (``secretsPath``
 only) into the build env → builder chain → port detection of the built image → domains + service update
 → registry push (unless ``disablePush``) → deploy. Image: ``detect`` (only without networks) → domains +
-service update → deploy. The order and the backend steps are the original's: ``clone`` (typed
+service update → deploy. The backend steps, in the order the backend shows them: ``clone`` (typed
 ``local_upload`` for an upload), ``build``, ``registry`` (when there is a push), ``deploy`` for a repository
 (``deployment_type`` ``repository``); only ``deploy`` for an image (``image``). There is no release step:
-the generated project has no ``release`` block, and the original reported the step only with one.
+the generated project has no ``release`` block, and the step is reported only for a project with one.
 The worker publishes the start and the outcome around these bodies.
 """
 
@@ -20,10 +20,9 @@ from cloudstation.config.model import ProjectConfig
 from cloudstation.dispatch.builders import build_with_fallback, candidates, find_dockerfile
 from cloudstation.dispatch.context import TaskContext
 from cloudstation.dispatch.domains import allocate_domains, image_networks, repository_networks
-from cloudstation.dispatch.params import Task
 from cloudstation.dispatch.params_models import DeployImageParams, DeployParamsBase, DeployRepositoryParams
 from cloudstation.dispatch.ports import detect_ports
-from cloudstation.dispatch.project import APP, FILENAME, render
+from cloudstation.dispatch.project import APP, FILENAME, DispatchProject
 from cloudstation.errors import CsError
 from cloudstation.lifecycle.engine import Lifecycle, RunResult
 from cloudstation.plugins.base import Artifact
@@ -39,8 +38,8 @@ class TaskError(CsError):
     """A task step failed; the message is one line and secret-free."""
 
 
-def task_body(kind: Task, params: DeployParamsBase) -> Callable[[TaskContext], Awaitable[None]]:
-    """The coroutine function that runs ``kind`` for ``params``."""
+def task_body(params: DeployParamsBase) -> Callable[[TaskContext], Awaitable[None]]:
+    """The coroutine function that runs the task ``params`` are for (repository or image)."""
     if isinstance(params, DeployImageParams):
         image_params = params
         return lambda ctx: deploy_image(ctx, image_params)
@@ -92,13 +91,17 @@ async def deploy_repository(ctx: TaskContext, params: DeployRepositoryParams) ->
     async with ctx.step(Step.BUILD):
         build_env = await _vault_env(ctx, params)
         builders = candidates(params.build.builder, ctx.work_dir / app_rel, params.build.dockerfile_path)
-        dockerfile = find_dockerfile(ctx.work_dir / app_rel, params.build.dockerfile_path)
+        project = DispatchProject(
+            params,
+            app_path=app_rel,
+            file=ctx.work_dir / FILENAME,
+            build_env=build_env,
+            env=ctx.env,
+            dockerfile=find_dockerfile(ctx.work_dir / app_rel, params.build.dockerfile_path),
+        )
 
         def load(builder: str) -> ProjectConfig:
-            project = render(
-                params, app_path=app_rel, builder=builder, build_env=build_env, env=ctx.env, dockerfile=dockerfile
-            )
-            return _loaded(ctx, project.load(ctx.work_dir / FILENAME))
+            return _loaded(ctx, project.render(builder).config)
 
         built = await build_with_fallback(ctx, builders, load, registry)
     artifact = built.result.artifact
@@ -113,16 +116,8 @@ async def deploy_repository(ctx: TaskContext, params: DeployRepositoryParams) ->
     else:
         ctx.say("registry: push skipped (disablePush, or the build made no image)", phase="registry")
     async with ctx.step(Step.DEPLOY):
-        project = render(
-            params,
-            app_path=app_rel,
-            builder=built.builder,
-            build_env=build_env,
-            networks=networks,
-            env=ctx.env,
-            dockerfile=dockerfile,
-        )
-        await _deploy(ctx, _loaded(ctx, project.load(ctx.work_dir / FILENAME)), registry, artifact)
+        # The project as it deploys (the final networks) is the one written to the work dir.
+        await _deploy(ctx, _loaded(ctx, project.render(built.builder, networks).write()), registry, artifact)
     ctx.say(f"release: {artifact.ref} deployed as {params.job_id}", phase="release")
 
 
@@ -158,7 +153,7 @@ def _app_path(source: Path, root_directory: str, work_dir: Path) -> str:
 async def _vault_env(ctx: TaskContext, params: DeployParamsBase) -> dict[str, str]:
     """Vault secrets of ``secretsPath`` for the build env (values added to the redaction set); ``{}`` without Vault.
 
-    Only ``secretsPath`` is read at build time, as in the original: ``sharedSecretPath`` and
+    Only ``secretsPath`` is read at build time: ``sharedSecretPath`` and
     ``vaultLinkedSecretPaths`` are resolved by the job at run time (``kv/data/<projectId>/<name>``, see
     the pack variables), where they are not raw Vault API paths.
     """
@@ -174,8 +169,7 @@ async def _vault_env(ctx: TaskContext, params: DeployParamsBase) -> dict[str, st
     ctx.say("build: reading secrets from Vault")
     secrets = await asyncio.to_thread(fetch_secrets, settings)
     ctx.add_secrets(*secrets.values())
-    build = params.build if isinstance(params, DeployRepositoryParams) else None
-    static = build.static_build_env if build is not None else {}
+    static = params.build.static_build_env
     merged = {key: value for key, value in secrets.items() if key not in static}  # never overwrite
     ctx.say(f"build: {len(merged)} secret(s) from Vault added to the build environment")
     return merged
@@ -225,6 +219,6 @@ async def deploy_image(ctx: TaskContext, params: DeployImageParams) -> None:
     artifact = Artifact(kind="image", ref=image, ports=tuple(n.port_number for n in networks))
     registry = PluginRegistry()
     async with ctx.step(Step.DEPLOY):
-        project = render(params, app_path=".", builder="noop", networks=networks, env=ctx.env)
-        await _deploy(ctx, _loaded(ctx, project.load(ctx.work_dir / FILENAME)), registry, artifact)
+        project = DispatchProject(params, app_path=".", file=ctx.work_dir / FILENAME, env=ctx.env)
+        await _deploy(ctx, _loaded(ctx, project.render("noop", networks).write()), registry, artifact)
     ctx.say(f"release: {image} deployed as {params.job_id}", phase="release")

@@ -5,11 +5,12 @@ Owns the process-level contract of a Nomad-dispatched job:
 - input: ``NOMAD_META_TASK`` + ``NOMAD_META_PARAMS`` (base64 of JSON), or a task and a plain JSON file;
 - invalid input is a :class:`~cloudstation.dispatch.params.ParamsError` (exit 2); when the document still
   names ``deploymentJobId``, ``deploymentId`` and ``serviceId``, ``deployment.failed`` and
-  ``build.log.end failed`` are published first (the original published nothing);
-- the job deadline ``CS_JOB_TIMEOUT`` (default 15m) and SIGTERM / SIGINT cancel the running phase (its
-  children are stopped within 2 s, even if a second signal comes), publish ``deployment.failed`` +
-  ``build.log.end failed`` and exit within 3 s: 1 after the deadline, 128+N after signal N (as every
-  ``cs`` command);
+  ``build.log.end failed`` are published first, so the platform learns of the failure;
+- the job deadline ``CS_JOB_TIMEOUT`` (default 15m) and the bound of one backend step update
+  ``CS_STEP_UPDATE_BOUND`` (default 10s) are read first (invalid: exit 2);
+- the deadline and SIGTERM / SIGINT cancel the running phase (its children are stopped within 2 s, even
+  if a second signal comes), publish ``deployment.failed`` + ``build.log.end failed`` and exit within
+  3 s: 1 after the deadline, 128+N after signal N (as every ``cs`` command);
 - at exit the events are awaited for ``CS_DELIVERY_TIMEOUT``; what is not acknowledged stays in the outbox
   (``$NOMAD_ALLOC_DIR/cs``) and is reported, without changing the exit code.
 """
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloudstation.backend.client import BackendClient
-from cloudstation.dispatch.context import TaskContext
+from cloudstation.dispatch.context import TaskContext, step_update_bound
 from cloudstation.dispatch.params import ParamsError, PartialIdentity, Task, decode_params, deployment_ref, parse_task
 from cloudstation.dispatch.params_models import DeployParamsBase, DestroyJobPackParams
 from cloudstation.errors import ConfigError, ContractError, CsError, ExitCode
@@ -91,6 +92,7 @@ def job_timeout(env: Mapping[str, str]) -> float:
 def run(request: DispatchRequest, env: Mapping[str, str], *, echo: Echo | None = None) -> Outcome:
     """Run one dispatch to the end; raises ``ParamsError``/``ConfigError`` (exit 2) for bad input."""
     deadline = job_timeout(env)
+    update_bound = step_update_bound(env)
     kind = parse_task(request.task)
     try:
         params = decode_params(kind, request.raw, base64_encoded=request.base64_encoded, env=env)
@@ -105,7 +107,8 @@ def run(request: DispatchRequest, env: Mapping[str, str], *, echo: Echo | None =
         return asyncio.run(_run_destroy(params, env, echo, deadline, destroy_jobs))
     from cloudstation.dispatch.tasks import task_body
 
-    return asyncio.run(_run_deploy(kind, params, env, echo, deadline, task_body(kind, params)))
+    body = task_body(params)
+    return asyncio.run(_run_deploy(kind, params, env, echo, deadline, body, update_bound=update_bound))
 
 
 def _check_subject_token(deployment_id: str, params: DeployParamsBase) -> None:
@@ -172,6 +175,8 @@ async def _run_deploy(
     echo: Echo | None,
     deadline: float,
     body: TaskBody,
+    *,
+    update_bound: float,
 ) -> Outcome:
     identity = deployment_ref(params, params.deployment_job_id, "image" if kind is Task.DEPLOY_IMAGE else "git_repo")
     session = EventSession(env)
@@ -192,6 +197,7 @@ async def _run_deploy(
                 backend=backend,
                 deployment_id=identity.deployment_id,
                 deployment_type=identity.type,
+                step_update_bound=update_bound,
             )
             reporter.start()
             stream.emit(f"cs dispatch: {kind.value} of deployment {identity.deployment_id}")

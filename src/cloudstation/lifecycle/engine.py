@@ -145,13 +145,13 @@ class Lifecycle:
         return result
 
     async def destroy(self, app: App, log: BuildLog) -> None:
-        platform = self.registry.create(app.deploy)
+        platform = self.registry.create_platform(app.deploy)
         log.phase = "deploy"
         await platform.destroy(self.context(app, log, ""))
         self._forget(app)
 
     async def status(self, app: App, log: BuildLog) -> Status:
-        platform = self.registry.create(app.deploy)
+        platform = self.registry.create_platform(app.deploy)
         status: Status = await platform.status(self.context(app, log, ""))
         return status
 

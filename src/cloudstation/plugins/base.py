@@ -1,5 +1,8 @@
 """What a plugin is: the four component interfaces, their results, and the context every call gets.
 
+Third-party plugins import these names from :mod:`cloudstation.plugin`, the public face; the builtins
+import them from here (the plugins room cannot import the face that re-exports it).
+
 A plugin is a class with a ``name``, a typed ``Config`` (a msgspec Struct: its fields are the attributes
 a user may write in the component block) and one or more of the component methods:
 
@@ -9,7 +12,11 @@ a user may write in the component block) and one or more of the component method
 - ReleaseManager: ``async release(ctx, deployment)``
 
 Plugins run every subprocess through ``ctx.run`` (the deployment's build log: phase-tagged, redacted,
-cancellable), report progress with ``ctx.say``, and raise :class:`PluginError` with a clear message.
+cancellable), report progress with ``ctx.say``, keep a secret out of the log with ``ctx.add_secret``,
+and raise :class:`PluginError` with a clear message.
+
+The four Protocols below are the typed seam between the registry and the lifecycle:
+``PluginRegistry.create`` returns a :data:`ComponentPlugin`, ``create_platform`` a :class:`Platform`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
@@ -130,6 +137,10 @@ class PluginContext:
         """A progress line of cs's own, in the deployment log."""
         self.log.emit(text)
 
+    def add_secret(self, *values: str) -> None:
+        """Replace each of ``values`` by ``***`` in this deployment's log from now on (empty ones are ignored)."""
+        self.log.redactor.add(*values)
+
     def plugin_state(self, plugin: str) -> Path:
         """A private directory for ``plugin``'s state about this app (created on demand)."""
         path = self.state_dir / "plugins" / plugin / self.project / self.app
@@ -159,6 +170,10 @@ class Platform(Protocol):
 @runtime_checkable
 class ReleaseManager(Protocol):
     async def release(self, ctx: PluginContext, deployment: Deployment) -> None: ...
+
+
+#: An instance of a plugin, seen through the component it was created for.
+ComponentPlugin: TypeAlias = Builder | Registry | Platform | ReleaseManager
 
 
 class Plugin:

@@ -2,7 +2,9 @@
 
 The builtins are registered the same way (in cs's own package metadata), so a third-party package
 adds a plugin by declaring an entry point ``name = "module:Class"``; nothing in cs changes. Plugin
-classes are imported only when used.
+classes are imported only when used. :meth:`PluginRegistry.create` hands back an instance typed by the
+component Protocols of :mod:`.base` (:data:`~.base.ComponentPlugin`; :class:`~.base.Platform` from
+:meth:`~PluginRegistry.create_platform`).
 """
 
 from __future__ import annotations
@@ -10,13 +12,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
 
 import msgspec
 
 from cloudstation.config.model import Component as ConfigComponent
 from cloudstation.errors import ConfigError
-from cloudstation.plugins.base import PluginConfig, components_of
+from cloudstation.plugins.base import (
+    Builder,
+    ComponentPlugin,
+    Platform,
+    PluginConfig,
+    Registry,
+    ReleaseManager,
+    components_of,
+)
 from cloudstation.vocabulary import Step
 
 ENTRY_POINT_GROUP = "cloudstation.plugins"
@@ -85,7 +94,7 @@ class PluginRegistry:
             distribution=dist,
         )
 
-    def create(self, block: ConfigComponent) -> Any:
+    def create(self, block: ConfigComponent) -> ComponentPlugin:
         """Instantiate the plugin a config block ``use``s, with its config validated.
 
         Errors are located at the block (or the attribute) in ``cloudstation.hcl``.
@@ -105,7 +114,17 @@ class PluginRegistry:
             config = msgspec.convert(block.config, config_type, strict=False)
         except msgspec.ValidationError as exc:
             raise _config_error(block, str(exc), config_type) from None
-        return cls(config)
+        plugin: object = cls(config)
+        if not isinstance(plugin, Builder | Registry | Platform | ReleaseManager):
+            raise block.error(f"plugin {block.use!r} implements no component", "use")
+        return plugin
+
+    def create_platform(self, block: ConfigComponent) -> Platform:
+        """:meth:`create` for a ``deploy`` block: the plugin as a :class:`~.base.Platform`."""
+        plugin = self.create(block)
+        if not isinstance(plugin, Platform):
+            raise block.error(f"plugin {block.use!r} cannot be used as deploy", "use")
+        return plugin
 
 
 def _config_error(block: ConfigComponent, message: str, config_type: type[PluginConfig]) -> ConfigError:
@@ -119,7 +138,7 @@ def _config_error(block: ConfigComponent, message: str, config_type: type[Plugin
     return block.error(message.replace("`", ""))
 
 
-def _type_name(tp: Any) -> str:
+def _type_name(tp: object) -> str:
     name = getattr(tp, "__name__", None)
     if name and not getattr(tp, "__args__", None):
         return str(name)

@@ -14,7 +14,7 @@ Build (both plugins), in the build context directory ``<app path>/<context>``::
 with ``DOCKER_BUILDKIT=1`` or ``0`` in the docker CLI's environment. ``build_args`` values are plain
 configuration and appear in argv; ``env`` values may be secrets, so they are passed **by name only**
 (``--build-arg NAME``: the CLI reads the value from its own environment, where we put it).
-``dockerfile`` is relative to the context directory, like the original's. A failed build fails with
+``dockerfile`` is relative to the context directory (where the CLI runs). A failed build fails with
 the engine's own last line. Then ``CLI image inspect IMAGE:TAG`` (JSON) gives the artifact's ports:
 the exposed ones, else ``PORT=`` from the image's env.
 
@@ -36,15 +36,14 @@ names a registry host, tagged with ``tag`` (or the built tag, or ``latest``). ``
 allows plain HTTP to the registry (podman: ``--tls-verify=false``; a Docker daemon needs its own
 ``insecure-registries`` setting); loopback registries are reached over HTTP anyway, as Docker does.
 
-The helpers at the bottom (child environment, name-only env flags, output capture) are shared with the
-railpack, nixpacks and nomad-pack plugins.
+The helpers shared with the railpack, nixpacks and nomad-pack plugins (the tool's environment, flags,
+image references) are in :mod:`._shell`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import shutil
 import tempfile
@@ -64,23 +63,23 @@ from cloudstation.plugins.builtin._engine import (
     which,
 )
 from cloudstation.plugins.builtin._registry import DigestError, manifest_digest
-
-DEFAULT_TAG = "latest"
-
-_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RESERVED_ENV = frozenset({"PATH", "HOME", "USER", "SHELL", "TMPDIR", "PWD", "LANG"})
-_RESERVED_ENV_PREFIXES = (
-    "DOCKER_", "BUILDKIT_", "NOMAD_", "LD_", "LC_", "XDG_", "GIT_", "SSL_CERT_", "CONTAINER", "REGISTRY_AUTH",
-)  # fmt: skip
+from cloudstation.plugins.builtin._shell import (
+    REF,
+    build_context,
+    image_ref,
+    name_flags,
+    option,
+    pair_flags,
+    split_ref,
+    tool_env,
+)
 
 
 class DockerBuildConfig(PluginConfig, frozen=True):
     """``csdocker``'s attributes (and the build half of ``docker``'s)."""
 
     image: str = ""  # image repository to build, e.g. "reg.example.com/team/web"; wins over name
-    name: str = ""  # short image name (the original's attribute); the app name when empty
+    name: str = ""  # short image name, used when image is empty; the app name when both are
     tag: str = ""  # "latest" when empty (a registry push then keeps the built tag)
     dockerfile: str = "Dockerfile"  # relative to the context directory
     context: str = "."  # relative to the app path
@@ -142,7 +141,7 @@ class Docker(Plugin):
         if cfg.password and not cfg.username:
             raise PluginError("docker push: password is set but username is empty (set both, or neither)")
         if cfg.password:
-            ctx.log.redactor.add(cfg.password)
+            ctx.add_secret(cfg.password)
         server = _server(cfg.registry)
         source_repo, _, source_tag = split_ref(artifact.ref)
         repo = cfg.image or source_repo
@@ -150,7 +149,7 @@ class Docker(Plugin):
             repo = f"{server}/{repo}"
         target = image_ref(repo, cfg.tag or source_tag)
         login_server = server or (_registry_host(repo) or "")
-        env = child_env(ctx)
+        env = tool_env(ctx)
         cli = await _push_cli(ctx, cfg, artifact, env)
         tls = ["--tls-verify=false"] if cli == "podman" and cfg.insecure else []
         with _private_dir(ctx, self.name) as private:
@@ -195,7 +194,7 @@ async def docker_build(ctx: PluginContext, cfg: DockerBuildConfig, *, builder: s
     flags = option("--platform", cfg.platform) + option("--target", cfg.target)
     flags += pair_flags("--build-arg", cfg.build_args)
     flags += name_flags("--build-arg", cfg.env, tool="docker")
-    env = child_env(ctx, cfg.env)
+    env = tool_env(ctx, cfg.env)
     needs_buildkit = buildkit_features(dockerfile)
     engine = await detect_engine(env, cfg.cli, needs_buildkit=needs_buildkit)
     ctx.say(f"{builder}: engine: {engine.describe()}")
@@ -272,85 +271,10 @@ async def _step(
         raise PluginError(f"{what} failed (exit {rc})" + (f": {reason}" if reason else ""))
 
 
-# -- shared helpers ------------------------------------------------------------------------------------
-
-
-def child_env(ctx: PluginContext, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A child's environment: this process's, then ``ctx.env`` over it, then ``extra`` over both."""
-    return {**os.environ, **ctx.env, **(extra or {})}
-
-
-def build_context(ctx: PluginContext, context: str) -> Path:
-    """``<app path>/<context>``, which must be a directory (checked before anything runs)."""
-    path = ctx.app_path / context
-    if not path.is_dir():
-        raise PluginError(f"build context {context!r} is not a directory under the app path")
-    return path
-
-
-def image_ref(repository: str, tag: str) -> str:
-    """``repository:tag``, both checked (a leading ``-`` would read as an option)."""
-    tag = tag or DEFAULT_TAG
-    if not _REF.fullmatch(repository):
-        raise PluginError(f"invalid image name {repository!r}")
-    if not _TAG.fullmatch(tag):
-        raise PluginError(f"invalid image tag {tag!r}")
-    return f"{repository}:{tag}"
-
-
-def split_ref(ref: str) -> tuple[str, str, str]:
-    """``(repository, ":", tag)``; ``tag`` is ``""`` when the ref has none (a port is not a tag)."""
-    repo, sep, tag = ref.rpartition(":")
-    if not sep or "/" in tag:
-        return ref, "", ""
-    return repo, sep, tag
-
-
-def option(flag: str, value: str) -> list[str]:
-    """``[flag, value]`` when ``value`` is set, else nothing."""
-    return [flag, value] if value else []
-
-
-def pair_flags(flag: str, values: Mapping[str, str]) -> list[str]:
-    """``flag K=V`` for each item (the values are visible in argv: never use it for secrets)."""
-    out: list[str] = []
-    for key, value in values.items():
-        if not key or "=" in key:
-            raise PluginError(f"invalid {flag} name {key!r}")
-        out += [flag, f"{key}={value}"]
-    return out
-
-
-def name_flags(flag: str, values: Mapping[str, str], *, tool: str) -> list[str]:
-    """``flag NAME`` for each item: the tool reads the value from its environment (see :func:`child_env`)."""
-    out: list[str] = []
-    for key in values:
-        if not _ENV_NAME.fullmatch(key):
-            raise PluginError(f"invalid build env name {key!r} (letters, digits and _ only)")
-        if key in _RESERVED_ENV or key.startswith(_RESERVED_ENV_PREFIXES):
-            raise PluginError(f"build env name {key!r} would change the {tool} client's own environment")
-        out += [flag, key]
-    return out
-
-
-async def run_capturing(
-    ctx: PluginContext,
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | str | None = None,
-    stdin: bytes | None = None,
-) -> tuple[int, list[str]]:
-    """:meth:`PluginContext.run`, also returning the (redacted) lines the command printed."""
-    lines: list[str] = []
-    rc = await ctx.run(argv, env=env, cwd=cwd, stdin=stdin, capture=lines)
-    return rc, lines
-
-
 def _server(registry: str) -> str:
     """A registry setting as a host (``https://reg.io/`` → ``reg.io``)."""
     server = registry.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
-    if server and not _REF.fullmatch(server):
+    if server and not REF.fullmatch(server):
         raise PluginError(f"invalid registry server {registry!r}")
     return server
 

@@ -12,12 +12,14 @@ given, whichever pack runs) to ``vars.hcl`` in the plugin state directory with t
     nomad-pack run PACK_DIR --name=JOB --var-file=VARS [--var-file=F ...]
 
 For the embedded pack the vars are first validated against its ``variables.hcl``
-(:func:`validate_pack_vars`). A run that exits non-zero but printed ``Pack successfully deployed`` (its
-output template failed) is a success, as in the original.
+(:func:`validate_pack_vars`). A run that exits non-zero but printed ``Pack successfully deployed`` is a
+success: the job was submitted, only nomad-pack's output template failed after it.
 
-Destroy: ``nomad job stop -purge JOB`` (a job that does not exist counts as stopped). Status:
-``nomad job status JOB``, whose first ``Status = running|dead|pending`` line gives running / stopped /
-unknown.
+Destroy: ``nomad job stop -purge JOB`` (a job Nomad does not know counts as stopped). :func:`stop_job` is
+the one implementation of that command in cs: ``cs dispatch``'s ``destroy-job-pack`` runs it too, with
+each job's own address and token, and retries when :class:`JobStopError` says Nomad was unreachable.
+Status: ``nomad job status JOB``, whose first ``Status = running|dead|pending`` line gives running /
+stopped / unknown.
 
 Secrets stay out of argv and messages: ``nomad_addr`` / ``nomad_token`` reach the child as
 ``NOMAD_ADDR`` / ``NOMAD_TOKEN`` in its environment; a private registry's ``registry_token`` reaches git
@@ -30,7 +32,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,16 +40,32 @@ import msgspec
 
 from cloudstation.config import hclwriter
 from cloudstation.plugins.base import Artifact, Deployment, Plugin, PluginConfig, PluginContext, PluginError, Status
-from cloudstation.plugins.builtin.docker import child_env, run_capturing
+from cloudstation.plugins.builtin._shell import run_capturing, tool_env
 from cloudstation.plugins.builtin.packs import DEFAULT_PACK, embedded_pack_dir
 from cloudstation.plugins.builtin.packs.schema import read_vars_file, validate_vars
 
-__all__ = ["NomadPack", "NomadPackConfig", "parse_job_status", "read_vars_file", "validate_pack_vars"]
+__all__ = [
+    "JobStopError",
+    "NomadPack",
+    "NomadPackConfig",
+    "parse_job_status",
+    "read_vars_file",
+    "stop_job",
+    "validate_pack_vars",
+]
 
 VARS_FILE = "vars.hcl"
 DEPLOYED_MARKER = "Pack successfully deployed"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# What nomad prints for a job it does not know ("No job(s) with prefix or ID ... found").
+_NO_SUCH_JOB = re.compile(r"No job\(s\) with prefix or ID .* found|job not found", re.IGNORECASE)
+# Transport failures worth another attempt (the agent restarting, a network blip).
+_UNREACHABLE = re.compile(
+    r"connection refused|no such host|i/o timeout|timeout awaiting|connection reset|EOF|"
+    r"Unexpected response code: 5\d\d|context deadline exceeded",
+    re.IGNORECASE,
+)
 _STATUS = re.compile(r"^\s*Status\s*=\s*(\S+)", re.MULTILINE)
 _STATES: dict[str, Status] = {
     "running": Status("running", "running"),
@@ -94,8 +112,8 @@ class NomadPack(Plugin):
         job = self._job(ctx)
         registry = self._uses_registry()
         variables: dict[str, Any] = dict(cfg.variables)
-        # A registry pack needs them as much as the embedded one (the original cloudstation pack's defaults
-        # are a placeholder image and the pack's name).
+        # A registry pack needs them as much as the embedded one (a registry copy of the cloudstation
+        # pack defaults to a placeholder image and the pack's own name).
         variables.setdefault("job_name", job)
         if artifact.kind == "image":
             variables.setdefault("image", artifact.ref)
@@ -131,12 +149,8 @@ class NomadPack(Plugin):
     async def destroy(self, ctx: PluginContext) -> None:
         job = self._job(ctx)
         ctx.say(f"nomad: stopping and purging job {job}")
-        rc, lines = await run_capturing(ctx, ["nomad", "job", "stop", "-purge", job], env=self._env(ctx))
-        if rc != 0:
-            if _no_such_job(lines):
-                ctx.say(f"nomad: job {job} does not exist, nothing to stop")
-                return
-            raise PluginError(f"nomad job stop failed (exit {rc})")
+        if not await stop_job(ctx, job, self._env(ctx)):
+            ctx.say(f"nomad: job {job} does not exist, nothing to stop")
 
     async def status(self, ctx: PluginContext) -> Status:
         job = self._job(ctx)
@@ -176,18 +190,18 @@ class NomadPack(Plugin):
         if cfg.nomad_addr:
             extra["NOMAD_ADDR"] = cfg.nomad_addr
         if cfg.nomad_token:
-            ctx.log.redactor.add(cfg.nomad_token)
+            ctx.add_secret(cfg.nomad_token)
             extra["NOMAD_TOKEN"] = cfg.nomad_token
-        return child_env(ctx, extra)
+        return tool_env(ctx, extra)
 
     async def _add_registry(self, ctx: PluginContext, env: dict[str, str]) -> None:
         cfg = self.config
         name = _checked("registry_name", cfg.registry_name)
         source = _checked("registry_source", cfg.registry_source)
         if cfg.registry_token:
-            ctx.log.redactor.add(cfg.registry_token)
+            ctx.add_secret(cfg.registry_token)
             auth = git_auth_env(source, cfg.registry_token, env)
-            ctx.log.redactor.add(*(v for k, v in auth.items() if k.startswith("GIT_CONFIG_VALUE_")))
+            ctx.add_secret(*(v for k, v in auth.items() if k.startswith("GIT_CONFIG_VALUE_")))
             env = {**env, **auth}
         argv = ["nomad-pack", "registry", "add", name, source]
         argv += [f"--target={cfg.registry_target}"] if cfg.registry_target else []
@@ -196,6 +210,29 @@ class NomadPack(Plugin):
         rc, lines = await run_capturing(ctx, argv, env=env)
         if rc != 0 and not any("already exists" in line.lower() for line in lines):
             raise PluginError(f"nomad-pack registry add failed (exit {rc})")
+
+
+class JobStopError(PluginError):
+    """``nomad job stop`` failed; ``unreachable`` when Nomad could not be reached (worth another try)."""
+
+    def __init__(self, exit_code: int, *, unreachable: bool) -> None:
+        super().__init__(f"nomad job stop failed (exit {exit_code})")
+        self.nomad_exit = exit_code
+        self.unreachable = unreachable
+
+
+async def stop_job(ctx: PluginContext, job: str, env: Mapping[str, str]) -> bool:
+    """``nomad job stop -purge JOB`` with ``env``: True when stopped, False when Nomad does not know the job.
+
+    ``job`` must already be checked not to read as an option. Any other failure is a :class:`JobStopError`;
+    a missing ``nomad`` is a :class:`PluginError`.
+    """
+    rc, lines = await run_capturing(ctx, ["nomad", "job", "stop", "-purge", job], env=env)
+    if rc == 0:
+        return True
+    if _no_such_job(lines):
+        return False
+    raise JobStopError(rc, unreachable=_UNREACHABLE.search("".join(lines)) is not None)
 
 
 def validate_pack_vars(values: Mapping[str, object], pack: str | Path = DEFAULT_PACK) -> None:
@@ -248,5 +285,5 @@ def _checked(what: str, value: str) -> str:
     return value
 
 
-def _no_such_job(lines: list[str]) -> bool:
-    return any("no job" in line.lower() for line in lines)
+def _no_such_job(lines: Sequence[str]) -> bool:
+    return _NO_SUCH_JOB.search("".join(lines)) is not None

@@ -19,14 +19,14 @@ import msgspec
 
 from cloudstation.plugins.base import Artifact, Plugin, PluginConfig, PluginContext
 from cloudstation.plugins.builtin._engine import CLIS, image_config, which
-from cloudstation.plugins.builtin.docker import (
+from cloudstation.plugins.builtin._shell import (
     build_context,
-    child_env,
     image_ref,
     name_flags,
     option,
     pair_flags,
     split_ref,
+    tool_env,
 )
 
 
@@ -65,7 +65,7 @@ class SourceImageBuilder(Plugin):
         argv += name_flags("--env", cfg.env, tool=tool)
         if not self.source_first:
             argv.append(".")
-        env = child_env(ctx, {**cfg.env, **self.extra_env})
+        env = tool_env(ctx, {**cfg.env, **self.extra_env})
         ctx.say(f"{tool}: building {ref}")
         await ctx.check(argv, what=f"{tool} build", env=env, cwd=build_context(ctx, cfg.context))
         repo, _, tag = split_ref(ref)
