@@ -75,6 +75,9 @@ class House:
                 self.problems.append(f"ARCHITECTURE.md:{number}: a Rooms row has 3 cells: room | owns | may import")
                 continue
             key, may = cells[0].strip("`"), cells[2]
+            if any(r.key == key for r in rows):
+                self.problems.append(f"ARCHITECTURE.md:{number}: a second row for {key!r}")
+                continue
             unit = self._row_unit(key, number)
             if unit is None:
                 continue
@@ -95,7 +98,7 @@ class House:
 
     def _row_unit(self, key: str, number: int) -> Unit | None:
         path = self.root / key
-        if key.endswith("/") and (path / "__init__.py").is_file():
+        if key.endswith("/") and path.is_dir():
             return Unit(self._dotted(path / "__init__.py"), exact=False)
         if key.endswith(".py") and path.is_file():
             return Unit(self._dotted(path), exact=True)
@@ -108,7 +111,7 @@ class House:
         for base in dict.fromkeys([home, self.root]):  # a sibling first, else a top-level module or room
             if (base / f"{name}.py").is_file():
                 return Unit(self._dotted(base / f"{name}.py"), exact=True)
-            if (base / name / "__init__.py").is_file():
+            if (base / name).is_dir():
                 return Unit(self._dotted(base / name / "__init__.py"), exact=False)
         self.problems.append(f"ARCHITECTURE.md:{number}: row {key!r} may import {name!r}, which names nothing")
         return None
@@ -127,7 +130,7 @@ class House:
         if parts[0] != self.package:
             return False
         base = self.root.joinpath(*parts[1:])
-        return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+        return base.with_suffix(".py").is_file() or base.is_dir()
 
     def row_of(self, path: Path) -> Row | None:
         module = self._dotted(path)
@@ -355,6 +358,7 @@ def test_fence_reads_the_may_import_column(tmp_path: Path) -> None:
     ]
     stale = _TABLE.replace("| the journal | contract |", "| the journal | contract, gone |")
     stale = stale.replace("`errors.py`", "`errs.py`")
+    stale = stale.replace("| `cli/` |", "| `config/` | again | nothing |\n| `cli/` |")
     house = _house(tmp_path / "c", {}, stale)
-    assert len(house.problems) == 2
+    assert len(house.problems) == 3
     assert all(p.startswith("ARCHITECTURE.md:") for p in house.problems)
