@@ -31,8 +31,13 @@ demo: sync
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
 # pytest exits 5 when it ran no test: that is a failure here, not a success.
+# The suite runs on $(WORKERS) pytest-xdist workers (most tests wait on servers and children, not the CPU),
+# a test file on one worker (--dist loadfile: its module fixtures start once). `make test WORKERS=0` runs
+# it in one process. Not loadgroup: pytest 9.2 ignores the group xdist 3.8 writes into the node id.
+WORKERS ?= 2
+XDIST   := -n $(WORKERS) --dist loadfile
 test: sync
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest ran no test" >&2; exit 1; fi; exit $$rc
 
 lint: sync
@@ -62,7 +67,7 @@ upgrade: $(UV)
 test-lowest: $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) .venv-lowest
 	$(UV) pip install --quiet --python .venv-lowest/bin/python --resolution lowest-direct -e '.[dev]'
-	@.venv-lowest/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@.venv-lowest/bin/python -m pytest $(XDIST) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test-lowest: pytest ran no test" >&2; exit 1; fi; exit $$rc
 
 lock-check: $(UV)

@@ -1,19 +1,19 @@
 """NATS connection settings from the environment, and the packaged ``nats-server`` binary.
 
-Environment (compatible with the original ``cs``):
+Environment (the variables a deployment job is given):
 
 - ``NATS_SERVERS``: comma-separated URLs; ``host:port`` without a scheme means ``nats://``.
 - ``NATS_CLIENT_PRIVATE_KEY``: an NKey user seed (``SU...``); surrounding white space is stripped.
 - ``NATS_STREAM_PREFIX``: when non-empty, every subject becomes ``<prefix>.<subject>``.
 
-New: ``NATS_CREDS`` (a ``.creds`` file), ``NATS_CA_FILE`` (for ``tls://`` URLs), ``NATS_PUBLISH_TIMEOUT``
+Optional: ``NATS_CREDS`` (a ``.creds`` file), ``NATS_CA_FILE`` (for ``tls://`` URLs), ``NATS_PUBLISH_TIMEOUT``
 (PubAck wait, default 5s), ``NATS_FLUSH_TIMEOUT`` (default 5s), ``CS_DELIVERY_TIMEOUT`` (how long
 ``cs`` waits at exit for its events to be acknowledged, default 60s), ``CS_FAST_INGEST`` (``auto``, the
 default: log lines go out as JetStream fast-ingest batches where the server and stream allow it;
 ``off``: always one by one). Durations accept ``250ms``,
 ``5s``, ``1m``, ``1h`` or plain seconds.
 
-Unlike the original, a server without auth works with ``NATS_SERVERS`` alone. Secret values (the
+A server without auth needs ``NATS_SERVERS`` alone (no key, no credentials). Secret values (the
 seed, credentials in a URL) are held in :class:`Secret` or shown through :func:`redact_url`, and never
 appear in a message. An invalid setting is a :class:`ConfigError` (exit 2) naming the variable: one
 bad ``NATS_SERVERS`` entry (empty, unparsable, port out of range) fails the whole setting. Imports

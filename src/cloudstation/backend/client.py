@@ -1,15 +1,16 @@
 """The CloudStation backend HTTP client: deployment step updates, domain allocation, service updates.
 
 Every request carries the access token as the ``accessToken`` query parameter (the backend's contract); it
-never appears in a log record or an error message. The retry policy is the original's: a request gets 30 s,
-connection errors, 429 and 5xx answers (but 501) are retried 3 times with a backoff from 1 s doubling up to
-5 s (a ``Retry-After`` of a 429/503 is honoured, within the same cap). The accepted answers are the
-original's too: 200 for ``ask-domain``, 200 or 201 for the two updates. ``CS_BACKEND_RETRY_WAIT_MIN`` /
-``CS_BACKEND_RETRY_WAIT_MAX`` / ``CS_BACKEND_TIMEOUT`` (seconds) change the waits, for tests.
+never appears in a log record or an error message. Retries follow go-retryablehttp's default policy: a
+request gets 30 s, connection errors, 429 and 5xx answers (but 501) are retried 3 times with a backoff from
+1 s doubling up to 5 s (a ``Retry-After`` of a 429/503 is honoured, within the same cap). The accepted
+answers are the ones the backend gives on success: 200 for ``ask-domain``, 200 or 201 for the two updates.
+``CS_BACKEND_RETRY_WAIT_MIN`` / ``CS_BACKEND_RETRY_WAIT_MAX`` / ``CS_BACKEND_TIMEOUT`` (seconds) change the
+waits, for tests.
 
 Step updates are best-effort (a failure is a logged warning and ``False``); :meth:`BackendClient.ask_domain`
 and :meth:`BackendClient.update_service` raise :class:`BackendError` and let the caller decide. An
-``ask-domain`` answer without a domain is ``""`` (the original's reading), not an error.
+``ask-domain`` answer without a domain is ``""``, not an error: that port is deployed without a domain.
 """
 
 from __future__ import annotations
@@ -62,13 +63,13 @@ class HealthCheck(TypedDict, total=False):
 
 
 class NetworkEntry(TypedDict):
-    """One port of a service, as ``/api/local/service-update/`` expects it (the original's shape)."""
+    """One port of a service, as ``/api/local/service-update/`` expects it."""
 
     port: int
     type: str  # "http" | "tcp" | "none"
     public: bool
     domain: str
-    has_health_check: str  # the check type: "http" | "tcp" | "grpc" | "script" (the original's)
+    has_health_check: str  # despite the name, the check type: "http" | "tcp" | "grpc" | "script"
     health_check: NotRequired[HealthCheck]
 
 
@@ -177,8 +178,8 @@ class BackendClient:
     async def ask_domain(self, service_id: str) -> str:
         """``GET /api/local/ask-domain``: a domain for the service, ending in ``.<cluster_domain>``.
 
-        A JSON object without a ``domain`` (or with ``""``) gives ``""``: the original read it so, and the
-        caller deploys the port without a domain. An answer that is not such an object is a
+        A JSON object without a ``domain`` (or with ``""``) gives ``""``: the backend has none to give,
+        and the caller deploys the port without a domain. An answer that is not such an object is a
         :class:`BackendError`.
         """
         if not service_id:
@@ -269,7 +270,7 @@ class BackendClient:
 
 
 def _retryable(status: int) -> bool:
-    """429 and 5xx but 501 (go-retryablehttp's default policy, which the original used)."""
+    """429 and 5xx but 501 (go-retryablehttp's default policy)."""
     return status == 429 or (status >= 500 and status != 501)
 
 

@@ -27,10 +27,6 @@ class Location:
             return f"{self.file}:{self.line}"
         return f"{self.file}:{self.line}:{self.column}"
 
-    def without_column(self) -> Location:
-        """The same position reported at line granularity."""
-        return Location(self.file, self.line)
-
 
 def config_error(location: Location, message: str, *context: str) -> ConfigError:
     """Build ``ConfigError("<location>: <context>: ...: <message>")`` on a single line.

@@ -31,11 +31,6 @@ def type_name(value: Value) -> str:
     return "map"
 
 
-def has_type(value: Value, wanted: VarType) -> bool:
-    """Whether ``value`` is of HCL type ``wanted``."""
-    return type_name(value) == wanted
-
-
 def format_number(value: int | float) -> str:
     """A number as HCL prints it in a template: integral floats without ``.0``."""
     if isinstance(value, float) and value.is_integer() and math.isfinite(value):

@@ -1,7 +1,7 @@
-"""The one durable path of every event: contract → outbox → publisher → JetStream.
+"""The one durable path of every event: contract → outbox → publisher → JetStream, and what feeds it.
 
-- :mod:`cloudstation.events.contract`: subjects, payloads, headers, validation (the wire contract).
-- :mod:`cloudstation.events.outbox`: the SQLite journal every event is written to before publishing.
-- :mod:`cloudstation.events.publisher`: the only code that talks to NATS (acks, flush, retry, barriers).
-- :mod:`cloudstation.events.stream`: the JetStream stream (setup and check).
+The contract (subjects, payloads, headers, validation), the SQLite outbox every event is journaled to
+before it is published, the publisher (the only code that talks to NATS), a deployment's log turned into
+events, the JetStream stream's setup and check, and the state dir's files. Each module's docstring says
+what it owns; docs/ARCHITECTURE.md's Rooms table lists them with what each may import.
 """

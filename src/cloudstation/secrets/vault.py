@@ -86,7 +86,7 @@ class VaultSettings:
 
     @property
     def enabled(self) -> bool:
-        """True when the four settings the original required are all set (otherwise: no Vault)."""
+        """True when the four settings Vault needs are all set; otherwise the deployment runs without Vault."""
         return all(v.strip() for v in (self.address, self.role_id, self.secret_id, self.secrets_path))
 
     def credentials(self) -> frozenset[str]:

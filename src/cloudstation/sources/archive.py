@@ -5,10 +5,10 @@ absolute paths, ``..`` components, links whose target escapes the destination, p
 symlink of the archive, and a member count or expanded size past its limit are refused with an
 :class:`UnsafeArchiveError` naming the member, **as soon as they are read** (a 10 MB tarball of a million
 empty members stops at the member limit, without a million headers in memory). FIFO and device members
-are skipped, as the original skipped them, and reported to ``on_skip``. The second pass extracts the
-accepted members with tarfile's ``data`` filter (which also checks links against the real filesystem)
-into a staging directory beside the destination, renamed into place only when complete: a refused or
-failed archive leaves nothing behind.
+are skipped (an app has no use for them, and creating them needs privileges) and reported to
+``on_skip``. The second pass extracts the accepted members with tarfile's ``data`` filter (which also
+checks links against the real filesystem) into a staging directory beside the destination, renamed into
+place only when complete: a refused or failed archive leaves nothing behind.
 """
 
 from __future__ import annotations

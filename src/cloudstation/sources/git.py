@@ -43,7 +43,7 @@ class GitProvider:
 
 PROVIDERS: Mapping[str, GitProvider] = {
     "github": GitProvider("https://github.com", "x-access-token"),
-    # The original sends GitHub's username to GitLab too; GitLab accepts any username with a token.
+    # GitLab accepts any username with a token, so GitHub's token username serves both.
     "gitlab": GitProvider("https://gitlab.com", "x-access-token"),
     "bitbucket": GitProvider("https://bitbucket.org", "x-token-auth"),
 }
@@ -66,7 +66,7 @@ _LS_REMOTE_NO_MATCH = 2
 
 def provider_for(name: str | None) -> GitProvider:
     """The provider called ``name`` (case-insensitive). Empty or unknown means GitHub's host and token
-    username, the original's default auth form (it never refused a provider)."""
+    username: an unknown provider name is not an error, the clone is tried on GitHub."""
     key = (name or DEFAULT_PROVIDER).strip().lower()
     return PROVIDERS.get(key, PROVIDERS[DEFAULT_PROVIDER])
 
