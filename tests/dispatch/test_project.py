@@ -7,6 +7,7 @@ its text never holds a secret value.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from cloudstation.dispatch.params_models import (
 from cloudstation.dispatch.project import DispatchProject
 
 SECRETS = ("nomad-token-canary", "registry-pass-canary", "pack-token-canary", "vault-value-canary")
-IDENTITY = {"job_id": "web", "deployment_id": "dep-1", "service_id": "svc-1"}
+IDENTITY: dict[str, Any] = {"job_id": "web", "deployment_id": "dep-1", "service_id": "svc-1"}
 FULL = DeployRepositoryParams(
     **IDENTITY,
     nomad_token=SECRETS[0],

@@ -16,7 +16,7 @@ import pytest
 
 from cloudstation.config import load_config, parse_config
 from cloudstation.errors import ConfigError
-from cloudstation.plugins.base import Artifact, Deployment, PluginError, components_of
+from cloudstation.plugins.base import Artifact, Builder, Deployment, PluginError, ReleaseManager, components_of
 from cloudstation.plugins.builtin.exec import Exec, ExecConfig
 from cloudstation.plugins.builtin.httpcheck import HttpCheck, HttpCheckConfig
 from cloudstation.plugins.builtin.process import Process, ProcessConfig
@@ -286,13 +286,17 @@ async def test_hello_example_end_to_end(tmp_path: Path, app_dir: Path) -> None:
     app = config.app("web")
     registry = PluginRegistry()
     h = make_harness(tmp_path, app_dir)
-    deploy = registry.create(app.deploy)
+    deploy = registry.create_platform(app.deploy)
+    builder = registry.create(app.build)
+    assert isinstance(builder, Builder)
     try:
-        artifact = await registry.create(app.build).build(h.ctx)
+        artifact = await builder.build(h.ctx)
         assert (app_dir / "build" / "VERSION").exists()
         deployment = await deploy.deploy(h.ctx, artifact)
         assert app.release is not None
-        await registry.create(app.release).release(h.ctx, deployment)
+        release = registry.create(app.release)
+        assert isinstance(release, ReleaseManager)
+        await release.release(h.ctx, deployment)
         assert http_get(deployment.url)[1] == "hello from cs\n"
         await deploy.destroy(h.ctx)
         assert wait_until_gone(h.marker) == []
