@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from cloudstation.events import contract as c
+from cloudstation.events.jetstream import StreamSpec, setup_stream
 from cloudstation.events.logstream import LogIdentity, LogLine, LogStream, LogStreamClosedError
 from cloudstation.events.outbox import Outbox
 from cloudstation.events.publisher import Publisher
 from cloudstation.events.redaction import Redactor
-from cloudstation.events.stream import StreamSpec, setup_stream
 from cloudstation.natsconn import settings_from_env
 from tests.natsserver import NatsServer
 from tests.streamread import StoredMsg, read_stream_async
