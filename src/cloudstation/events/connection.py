@@ -31,7 +31,7 @@ from typing import Any
 from cloudstation.errors import AuthError, DeliveryError
 from cloudstation.natsconn import NatsSettings
 
-log = logging.getLogger("cloudstation.events.publisher")
+log = logging.getLogger("cloudstation.events.publisher")  # the whole delivery path logs under one name
 
 _NO_TIMEOUT = 10 * 365 * 24 * 3600  # see Connection.flush
 # One connection attempt's bound (TCP, INFO, CONNECT/PONG); a busy machine can take seconds.

@@ -28,7 +28,7 @@ from cloudstation.errors import DeliveryError, OutboxError, OutboxFullError, Ref
 from cloudstation.events.ackwindow import Ack
 from cloudstation.events.outbox import Outbox, StoredEvent
 
-log = logging.getLogger("cloudstation.events.publisher")
+log = logging.getLogger("cloudstation.events.publisher")  # the whole delivery path logs under one name
 
 _REMOVE_EVERY = 512
 
