@@ -31,9 +31,9 @@ from pathlib import Path
 from bench.report import BenchResult, Goal, Summary, add_common_args, emit
 from bench.server import BenchServer
 from cloudstation.events import contract as c
+from cloudstation.events.jetstream import StreamSpec, default_stream_name, setup_stream
 from cloudstation.events.outbox import Outbox, StoredEvent
 from cloudstation.events.publisher import Publisher
-from cloudstation.events.stream import StreamSpec, default_stream_name, setup_stream
 from cloudstation.natsconn import NatsSettings
 
 GOAL_P50_RATIO = 1.2

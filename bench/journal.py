@@ -29,7 +29,8 @@ from pathlib import Path
 
 from bench.report import BenchResult, Summary, add_common_args, emit
 from cloudstation.events import contract as c
-from cloudstation.events.outbox import _SCHEMA, Outbox
+from cloudstation.events.outbox import Outbox
+from cloudstation.events.outboxfile import _SCHEMA
 
 DEFAULT_N = 100_000
 _INSERT = (

@@ -48,8 +48,8 @@ from bench.report import BenchResult, Goal, Summary, add_common_args, emit
 from bench.server import BenchServer
 from bench.startup import clean_env, default_cs, interpreter_of
 from cloudstation.events import contract as c
+from cloudstation.events.jetstream import default_stream_name
 from cloudstation.events.outbox import OUTBOX_FILENAME
-from cloudstation.events.stream import default_stream_name
 
 DEFAULT_LINES = 1_000_000
 DEFAULT_DOWN_TIMEOUT = 5.0

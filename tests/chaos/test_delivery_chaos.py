@@ -82,7 +82,7 @@ def assert_exactly_once_in_order(stored: list[StoredMsg], sent: list[c.Event]) -
 async def _setup_stream(servers: str, replicas: int = 1) -> None:
     import nats
 
-    from cloudstation.events.stream import StreamSpec, setup_stream
+    from cloudstation.events.jetstream import StreamSpec, setup_stream
 
     nc = await nats.connect(servers.split(","))
     try:

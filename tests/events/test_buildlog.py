@@ -11,9 +11,9 @@ import pytest
 from cloudstation.events import contract as c
 from cloudstation.events.buildlog import BuildLog, BuildLogClosedError, LogLine
 from cloudstation.events.identity import DeploymentRef
+from cloudstation.events.jetstream import StreamSpec, setup_stream
 from cloudstation.events.outbox import Outbox
 from cloudstation.events.publisher import Publisher
-from cloudstation.events.stream import StreamSpec, setup_stream
 from cloudstation.natsconn import settings_from_env
 from cloudstation.plugins.childlog import run_into_log
 from cloudstation.redaction import Redactor

@@ -16,9 +16,9 @@ import pytest
 from cloudstation.errors import ConfigError
 from cloudstation.events import contract as c
 from cloudstation.events.fastbatch import server_supports, which_path
+from cloudstation.events.jetstream import StreamSpec, setup_stream
 from cloudstation.events.outbox import Outbox
 from cloudstation.events.publisher import Publisher
-from cloudstation.events.stream import StreamSpec, setup_stream
 from cloudstation.natsconn import settings_from_env
 from tests.chaos.test_delivery_chaos import assert_exactly_once_in_order, deployment_events, interleave
 from tests.conftest import CsRunner

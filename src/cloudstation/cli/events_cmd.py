@@ -98,8 +98,9 @@ def _read_batch(stream: Any) -> list[tuple[Any, bytes]]:
 
 
 async def _publish(settings: Any, evs: list[Any], as_json: bool) -> None:
+    from cloudstation.events.ackwindow import Ack
     from cloudstation.events.outbox import Outbox, default_state_dir
-    from cloudstation.events.publisher import Ack, Publisher
+    from cloudstation.events.publisher import Publisher
 
     deadline = time.monotonic() + settings.delivery_timeout
     outbox = Outbox(default_state_dir(os.environ))

@@ -35,7 +35,7 @@ def nats() -> None:
 def setup(name: str | None, replicas: int, max_age: str, duplicate_window: str, as_json: bool) -> None:
     """Create or update the stream that stores every contract subject (idempotent)."""
     from cloudstation.events.contract import stream_subjects
-    from cloudstation.events.stream import StreamSpec, default_stream_name
+    from cloudstation.events.jetstream import StreamSpec, default_stream_name
     from cloudstation.natsconn import settings_from_env
 
     settings = settings_from_env(os.environ)
@@ -86,7 +86,8 @@ def _fmt(seconds: float) -> str:
 
 
 async def _setup(settings: Any, spec: Any) -> Any:
-    from cloudstation.events.stream import connect_plain, setup_stream
+    from cloudstation.events.connection import connect_plain
+    from cloudstation.events.jetstream import setup_stream
 
     nc = await connect_plain(settings)
     try:
@@ -122,7 +123,8 @@ def check(as_json: bool) -> None:
 
 
 async def _check(settings: Any) -> Any:
-    from cloudstation.events.stream import check, connect_plain
+    from cloudstation.events.connection import connect_plain
+    from cloudstation.events.jetstream import check
 
     nc = await connect_plain(settings)
     try:

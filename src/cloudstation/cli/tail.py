@@ -29,7 +29,7 @@ async def run_tail(
     """Print matching events; returns the exit code."""
     from nats.js.api import DeliverPolicy
 
-    from cloudstation.events.stream import connect_plain
+    from cloudstation.events.connection import connect_plain
 
     nc = await connect_plain(settings)
     try:

@@ -16,24 +16,24 @@ arrives and answers on one wildcard subscription:
 Exactly-once with the outbox: a row is forgotten only once an ack covers it. Anything ambiguous (a
 gap, an error, a lost connection, no progress within the publish timeout) expires the batch; the
 Publisher rewinds to the oldest unacknowledged row and sends it again in a new batch, with the same
-msg ids, which JetStream's duplicate window turns into no-ops. One Publisher ``_inflight`` entry
-stands for the whole open batch (its ``item`` is the oldest unacknowledged row), so the Publisher's
-settle, watchdog and disconnect handling cover batches unchanged.
+msg ids, which JetStream's duplicate window turns into no-ops. One entry of the Publisher's
+:class:`~cloudstation.events.ackwindow.AckWindow` stands for the whole open batch (its ``item`` is the
+oldest unacknowledged row), so the window's settle, timeout watch and disconnect handling cover
+batches unchanged. Only the window's public methods are used.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
+from cloudstation.events.ackwindow import AckWindow
 from cloudstation.events.contract import HEADER_MSG_ID, Event, EventKind
 from cloudstation.events.outbox import StoredEvent
 
@@ -59,18 +59,6 @@ class _Reply(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(_Reply)
-
-
-class Host(Protocol):
-    """What a batch needs from the Publisher that owns the connection."""
-
-    _inflight: dict[str, Any]
-    _slot_free: asyncio.Event
-    _no_responders: dict[int, StoredEvent]
-
-    def _acked(self, item: StoredEvent, ack: Any, barrier: Any) -> None: ...
-    def _after_removal(self) -> None: ...
-    def _expire_inflight(self, reason: str) -> None: ...
 
 
 def server_supports(version: str | None) -> bool:
@@ -121,17 +109,9 @@ class _Batch:
 class FastIngest:
     """Fast-ingest batches on one connection. The Publisher calls :meth:`add` and :meth:`commit`."""
 
-    def __init__(
-        self,
-        nc: Any,
-        host: Host,
-        entry: Callable[[StoredEvent, float, None], Any],
-        *,
-        flow: int = DEFAULT_FLOW,
-    ) -> None:
+    def __init__(self, nc: Any, window: AckWindow, *, flow: int = DEFAULT_FLOW) -> None:
         self._nc = nc
-        self._host = host
-        self._entry = entry
+        self._window = window
         self.flow = flow
         self._limit = flow * OUTSTANDING_ACKS
         self._root = nc.new_inbox()
@@ -156,7 +136,7 @@ class FastIngest:
     async def add(self, item: StoredEvent) -> None:
         """Publish ``item`` in the open batch (starting one if needed); waits for window space."""
         batch = self._open
-        if batch is not None and batch.token not in self._host._inflight:
+        if batch is not None and not self._window.holds(batch.token):
             batch = self._open = None  # expired by the Publisher: start afresh after its rewind
         first = batch is None
         if batch is None:
@@ -164,7 +144,7 @@ class FastIngest:
         batch.sent += 1
         op = _OP_START if first else _OP_APPEND
         if not batch.unacked:
-            self._host._inflight[batch.token].sent_at = time.monotonic()
+            self._window.advance(batch.token)
         batch.unacked.append(item)
         ev = item.event
         try:
@@ -172,15 +152,14 @@ class FastIngest:
         except Exception as exc:
             self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
             return
-        slot_free = self._host._slot_free
-        while (not batch.started or len(batch.unacked) >= self._limit) and batch.token in self._host._inflight:
-            slot_free.clear()
-            await slot_free.wait()
+        window = self._window
+        while (not batch.started or len(batch.unacked) >= self._limit) and window.holds(batch.token):
+            await window.changed()
 
     async def commit(self) -> None:
         """End the open batch (its final PubAck then acknowledges the rest); no-op when none is open."""
         batch, self._open = self._open, None
-        if batch is None or batch.token not in self._host._inflight:
+        if batch is None or not self._window.holds(batch.token):
             return
         try:
             await self._nc.publish(batch.subject, b"", reply=f"{batch.prefix}{batch.sent + 1}.{_OP_END}.$FI")
@@ -217,7 +196,7 @@ class FastIngest:
         token = "F" + batch_id
         batch = _Batch(token, f"{self._root}.{batch_id}.{self.flow}.fail.", item.event.subject)
         self._batches[batch_id] = batch
-        self._host._inflight[token] = self._entry(item, time.monotonic(), None)
+        self._window.open(token, item)
         self._open = batch
         self.batches += 1
         return batch
@@ -227,15 +206,14 @@ class FastIngest:
         batch = self._batches.get(batch_id)
         if batch is None:
             return
-        entry = self._host._inflight.get(batch.token)
+        entry = self._window.entry(batch.token)
         if entry is None:  # expired: the rows are being sent again
             self._forget(batch)
             return
         headers = msg.headers
         if headers and headers.get("Status") == "503":
             # No responders: no stream for the subject, or a clustered stream electing a leader.
-            self._host._no_responders[entry.item.seq] = entry.item
-            self._fail(batch, "no responders for the subject")
+            self._fail(batch, "no responders for the subject", no_responders=entry.item)
             return
         try:
             reply = _DECODER.decode(msg.data)
@@ -246,7 +224,7 @@ class FastIngest:
             batch.started = True
             if reply.msgs > 0:  # the server may lower the flow when it lags (never raise it): follow it
                 self._limit = min(reply.msgs, self.flow) * OUTSTANDING_ACKS
-            self._ack_through(batch, entry, reply.seq)
+            self._ack_through(batch, reply.seq)
             return
         if reply.type == "gap":
             self._fail(batch, f"fast-ingest batch gap after message {reply.last_seq}")
@@ -264,33 +242,27 @@ class FastIngest:
             self._fail(batch, f"fast-ingest batch refused: {desc}")
             return
         if reply.batch and 0 < reply.count < batch.sent:  # never seen: the server took fewer than sent
-            self._ack_through(batch, entry, reply.count)
+            self._ack_through(batch, reply.count)
             self._fail(batch, f"the final PubAck covers {reply.count} of {batch.sent} messages")
             return
         if reply.batch:  # the final PubAck: everything sent is stored (seq 0: all were duplicates)
-            self._ack_through(batch, entry, batch.sent)
+            self._ack_through(batch, batch.sent)
             self._forget(batch)
-            del self._host._inflight[batch.token]
-            self._host._after_removal()
+            self._window.close(batch.token)
             return
         self._fail(batch, "unexpected fast-ingest reply")
 
-    def _ack_through(self, batch: _Batch, entry: Any, seq: int) -> None:
-        acked = self._host._acked
+    def _ack_through(self, batch: _Batch, seq: int) -> None:
+        stored = self._window.stored
         while batch.acked < seq and batch.unacked:
             batch.acked += 1
-            acked(batch.unacked.popleft(), None, None)
-        if batch.unacked:
-            entry.item = batch.unacked[0]
-        entry.sent_at = time.monotonic()
-        self._host._slot_free.set()
+            stored(batch.unacked.popleft())
+        self._window.advance(batch.token, batch.unacked[0] if batch.unacked else None)
 
-    def _fail(self, batch: _Batch, reason: str) -> None:
+    def _fail(self, batch: _Batch, reason: str, *, no_responders: StoredEvent | None = None) -> None:
         """Ambiguous: expire everything in flight; the Publisher rewinds and sends again (same ids)."""
         self._forget(batch)
-        if batch.token in self._host._inflight:
-            self._host._expire_inflight(reason)
-        self._host._slot_free.set()
+        self._window.fail(batch.token, reason, no_responders=no_responders)
 
     def _forget(self, batch: _Batch) -> None:
         self._batches.pop(batch.token[1:], None)

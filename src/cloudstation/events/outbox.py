@@ -2,7 +2,7 @@
 
 An event is appended here *before* it is published and removed only after its PubAck, so a crash,
 a kill or a NATS outage never loses it: the next ``cs`` process delivers what is left, first, in the
-original order.
+order it was journaled.
 
 Several ``cs`` processes may share one outbox. Each process owns the rows it appends; a process
 holds an exclusive ``flock`` on ``owners/<owner>.lock`` for its whole life. Rows whose owner's lock can
@@ -17,7 +17,8 @@ the processes that adopt it.
 The state directory is created 0700 and every file in it (the database, its ``-wal`` and ``-shm``,
 the owner locks) is 0600, whatever the umask: the journal holds every event. A state directory or a
 database that cannot be used is an :class:`~cloudstation.errors.OutboxError` (exit 2) naming it; a
-full disk is an :class:`~cloudstation.errors.OutboxFullError`.
+full disk is an :class:`~cloudstation.errors.OutboxFullError`. The SQLite file itself (schema, opening,
+error translation) is :mod:`cloudstation.events.outboxfile`.
 """
 
 from __future__ import annotations
@@ -34,43 +35,10 @@ from typing import Literal, ParamSpec, TypeVar
 
 from cloudstation.errors import OutboxError, OutboxFullError
 from cloudstation.events.contract import Event, EventKind
-from cloudstation.events.statefiles import FILE_MODE, hold_lock, private_dir, private_file, try_lock
+from cloudstation.events.outboxfile import open_database, private_files, translate
+from cloudstation.events.statefiles import hold_lock, private_dir, try_lock
 
 OUTBOX_FILENAME = "outbox.sqlite3"
-
-# No secondary index: rows are appended and read in seq (rowid) order, and almost always belong to
-# one owner, so every extra B-tree would only slow the journal down.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    owner         TEXT    NOT NULL,
-    msg_id        TEXT    NOT NULL,
-    kind          TEXT    NOT NULL,
-    subject       TEXT    NOT NULL,
-    deployment_id TEXT    NOT NULL,
-    data          BLOB    NOT NULL,
-    created_at    REAL    NOT NULL,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    last_error    TEXT    NOT NULL DEFAULT '',
-    set_aside     INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-_COLUMNS = {
-    "seq",
-    "owner",
-    "msg_id",
-    "kind",
-    "subject",
-    "deployment_id",
-    "data",
-    "created_at",
-    "attempts",
-    "last_error",
-}
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -146,63 +114,23 @@ class Outbox:
         self.owner = new_owner_id()
         private_dir(state_dir)
         private_dir(self._owners_dir)
-        private_file(self.path)  # before SQLite: its -wal and -shm copy the database's mode
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(OSError):
-                os.chmod(f"{self.path}{suffix}", FILE_MODE)  # left 0644 by an older cs
+        private_files(self.path)
         try:
             self._lock_fd = hold_lock(self._owners_dir / f"{self.owner}.lock")
         except OSError as exc:
             raise OutboxError(f"CS_STATE_DIR: cannot write in {self._owners_dir}: {exc.strerror}") from None
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db = open_database(self.path)
         except sqlite3.Error as exc:
-            os.close(self._lock_fd)
-            raise self.translate(exc) from None
-        try:
-            self._open()
-        except sqlite3.Error as exc:
-            self._db.close()
             os.close(self._lock_fd)
             raise self.translate(exc) from None
         except OutboxError:
-            self._db.close()
             os.close(self._lock_fd)
             raise
 
-    def _open(self) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a committed row survives a crash or kill of this process (and of the
-        # server); only a power loss may drop the last transactions.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        # Fewer, larger checkpoints: the journal churns (insert, then delete after the PubAck).
-        self._db.execute("PRAGMA wal_autocheckpoint=4000")
-        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables - {"events", "meta", "sqlite_sequence"}:
-            raise OutboxError(f"{self.path} is a database but not a cs outbox (it has other tables); move it away")
-        if "events" in tables:
-            columns = {r[1] for r in self._db.execute("PRAGMA table_info(events)")}
-            if not columns >= _COLUMNS:
-                raise OutboxError(f"{self.path} is a database but not a cs outbox (unknown schema); move it away")
-            if "set_aside" not in columns:  # an outbox written by an older cs
-                self._db.execute("ALTER TABLE events ADD COLUMN set_aside INTEGER NOT NULL DEFAULT 0")
-        self._db.executescript(_SCHEMA)
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(OSError):
-                os.chmod(f"{self.path}{suffix}", FILE_MODE)
-
     def translate(self, exc: sqlite3.Error) -> Exception:
         """Our error for a SQLite error on this outbox."""
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code == sqlite3.SQLITE_FULL:
-            return OutboxFullError(f"the disk holding the outbox {self.path} is full: free space there")
-        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR):
-            return OutboxError(f"CS_STATE_DIR: cannot use the outbox {self.path}: {exc}")
-        if isinstance(exc, sqlite3.DatabaseError) and code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
-            return OutboxError(f"{self.path} is not a cs outbox or is damaged ({exc}); move it away")
-        if code == sqlite3.SQLITE_BUSY:
-            return OutboxError(f"the outbox {self.path} is locked by another process for too long")
-        return OutboxError(f"the outbox {self.path} cannot be used: {exc}")
+        return translate(self.path, exc)
 
     # -- writing -----------------------------------------------------------------------------------
 

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from cloudstation.errors import OutboxFullError
+from cloudstation.events.ledger import DeliveryReport
 from cloudstation.events.outbox import Outbox, default_state_dir
-from cloudstation.events.publisher import DeliveryReport, Publisher
+from cloudstation.events.publisher import Publisher
 from cloudstation.natsconn import NatsSettings, settings_from_env
 
 log = logging.getLogger("cloudstation.events")

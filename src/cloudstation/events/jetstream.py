@@ -1,4 +1,6 @@
-"""The JetStream stream that holds the events: create or update it, and check that it serves the contract.
+"""JetStream stream admin (``cs nats setup``, ``cs nats check``): create or update the stream that holds the
+events, and check that it serves the contract. The commands connect with
+:func:`cloudstation.events.connection.connect_plain`.
 
 Defaults: name ``CLOUDSTATION`` (``<PREFIX>_cloudstation`` with a prefix), subjects ``<prefix>.>`` (the
 contract's subjects without a prefix), file storage, limits retention, 7 days max age, and a 24 h
@@ -13,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloudstation.errors import AuthError, ConfigError, DeliveryError
+from cloudstation.errors import ConfigError, DeliveryError
 from cloudstation.events.contract import EventKind, sample_subjects, stream_subjects
 from cloudstation.events.fastbatch import server_supports, server_version, which_path
 
@@ -61,42 +63,6 @@ class SetupResult:
     max_age: float
     duplicate_window: float
     allow_batched: bool = False
-
-
-async def connect_plain(settings: Any, *, timeout: float = 5.0) -> Any:
-    """Connect once (no endless reconnect) for administrative commands; clear errors.
-
-    ``settings`` is a :class:`~cloudstation.natsconn.NatsSettings`; errors show its servers
-    without credentials.
-    """
-    import asyncio
-
-    import nats
-    import nats.errors
-
-    auth_failed = asyncio.Event()
-
-    async def on_error(exc: Exception) -> None:
-        if isinstance(exc, nats.errors.AuthorizationError) or "authorization" in str(exc).lower():
-            auth_failed.set()
-
-    opts = settings.connect_options()
-    # nats-py retries a refused server inside connect() until max_reconnect_attempts is exceeded:
-    # keep that to one quick retry so an unreachable server is reported at once.
-    opts.update(
-        allow_reconnect=False,
-        connect_timeout=min(timeout, 5.0),
-        max_reconnect_attempts=1,
-        reconnect_time_wait=0.2,
-        error_cb=on_error,
-    )
-    try:
-        return await asyncio.wait_for(nats.connect(**opts), timeout)
-    except Exception as exc:
-        if auth_failed.is_set() or isinstance(exc, nats.errors.AuthorizationError):
-            raise AuthError("the NATS server refused our credentials (authorization violation)") from None
-        reason = settings.redact(str(exc)) or type(exc).__name__
-        raise DeliveryError(f"cannot connect to NATS at {settings.shown_servers}: {reason}") from None
 
 
 async def setup_stream(js: Any, spec: StreamSpec) -> SetupResult:
