@@ -9,14 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloudstation.processes.quiet import NO_ANSWER, NOT_FOUND, run_quietly
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+from tests.proctools import alive
 
 
 async def test_exit_code_stdout_and_stderr_are_returned() -> None:
@@ -55,10 +48,10 @@ async def test_no_answer_in_time_kills_the_whole_group(tmp_path: Path) -> None:
     assert "gave no answer in 0.5s" in err
     grandchild = int(pidfile.read_text())
     for _ in range(100):
-        if not _alive(grandchild):
+        if not alive(grandchild):
             break
         await asyncio.sleep(0.05)
-    assert not _alive(grandchild)
+    assert not alive(grandchild)
 
 
 async def test_cancelling_the_caller_kills_the_group(tmp_path: Path) -> None:
@@ -73,4 +66,4 @@ async def test_cancelling_the_caller_kills_the_group(tmp_path: Path) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert not _alive(leader)
+    assert not alive(leader)
