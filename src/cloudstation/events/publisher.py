@@ -96,7 +96,7 @@ class Publisher:
     @property
     def window(self) -> int:
         """At most this many pipelined messages await their PubAck."""
-        return self._window.size
+        return self._window.limit
 
     @property
     def delivered(self) -> int:
