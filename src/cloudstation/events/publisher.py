@@ -4,8 +4,7 @@ The task reads this process's outbox rows in sequence order and publishes them t
 (``events/connection.py``) and an ``AckWindow`` (``events/ackwindow.py``); a ``Ledger`` (``events/ledger.py``)
 records what became of each event, and this module decides what to send next from it:
 
-- ``build.log`` lines are pipelined: up to ``window`` messages in flight. Where the server and stream
-  allow it they go out as fast-ingest batches instead (``events/fastbatch.py``).
+- ``build.log`` lines are pipelined (up to ``window`` in flight), or fast-ingest batches (``fastbatch.py``).
 - Every other event is a *barrier*: it is published only after everything before it has been
   acknowledged, then alone: publish → PubAck → ``flush()`` bounded by the flush timeout (a flush
   failure is a warning: the PubAck already proves the event is stored).
@@ -97,7 +96,7 @@ class Publisher:
     @property
     def window(self) -> int:
         """At most this many pipelined messages await their PubAck."""
-        return self._window.size
+        return self._window.limit
 
     @property
     def delivered(self) -> int:
