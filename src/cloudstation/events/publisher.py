@@ -88,6 +88,9 @@ class Publisher:
         self._known_max_payload: int | None = None
         # Events this process just journaled, handed to the delivery loop without reading them back.
         self._fresh: dict[int, StoredEvent] = {}
+        # A barrier that submit() put on the wire itself (the loop was idle): its seq and PubAck future.
+        self._sent_early: tuple[int, asyncio.Future[Ack]] | None = None
+        self._idle_waiting = False  # the loop waits in _idle: nothing to send, nothing in flight
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -145,6 +148,8 @@ class Publisher:
                 self._fresh[seq] = StoredEvent(seq, ev, now, 0)
         if track:
             self._ledger.tracked.update(seqs)
+        if len(seqs) == 1 and events[0].is_barrier:
+            self._send_early(StoredEvent(seqs[0], events[0], time.time(), 0))
         self._wake.set()
         return seqs
 
@@ -256,9 +261,13 @@ class Publisher:
             return
         self._wake.clear()
         self._progress.set()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.retry_parked_after):
-                await self._wake.wait()
+        self._idle_waiting = True
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.retry_parked_after):
+                    await self._wake.wait()
+        finally:
+            self._idle_waiting = False
 
     async def _rewind(self, backoff: _Backoff) -> None:
         """Send everything again from the oldest event in doubt, once nothing is in flight."""
@@ -266,6 +275,7 @@ class Publisher:
         self._ledger.flush_removals()
         await self._classify_no_responders()
         assert self._ledger.rewind_from is not None
+        self._sent_early = None  # failed with the rest: sent again from the outbox
         self._cursor = self._ledger.rewind_from - 1
         self._ledger.rewind_from = None
         delay = backoff.next()
@@ -295,9 +305,10 @@ class Publisher:
                 await self._settle()
                 return  # the loop reconnects, rewinds if needed, and comes back here
             if item.event.is_barrier:
-                await self._settle()
-                if self._ledger.rewind_from is not None:
-                    return
+                if self._sent_early is None or self._sent_early[0] != item.seq:
+                    await self._settle()
+                    if self._ledger.rewind_from is not None:
+                        return
                 await self._publish_barrier(item)
             elif self._fast is not None and self._fast.takes(item, self._ledger.tracked):
                 if not self._refused(item):  # the door again: a poison row left in the outbox is set aside
@@ -310,10 +321,39 @@ class Publisher:
             self._cursor = item.seq
             self._ledger.flush_removals(when_due=True)
 
-    async def _publish_barrier(self, item: StoredEvent) -> None:
-        fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        if not await self._send(item, fut):
+    def _send_early(self, item: StoredEvent) -> None:
+        """Put a just-journaled barrier on the wire from :meth:`submit` when the loop is idle.
+
+        Only when the barrier rule holds already: nothing of this process is unacknowledged, in
+        flight, parked or due for a rewind, and the loop waits in :meth:`_idle` (any open fast-ingest
+        batch is closed). The door has run in :meth:`submit` against the live ``max_payload``; the row is
+        committed. The loop then finds the barrier next and only awaits its PubAck
+        (:meth:`_publish_barrier`); a failure rewinds it like any sent barrier. This saves waking the
+        loop and nats-py's flusher before the message leaves.
+        """
+        if not (
+            self._idle_waiting
+            and self._sent_early is None
+            and self._ledger.undelivered == 1
+            and not len(self._window)
+            and self._ledger.rewind_from is None
+            and not self._ledger.parked
+            and not self._closing
+            and self.fatal is None
+        ):
             return
+        fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        if self._window.send_now(item, fut, self._conn.publish_now):
+            self._sent_early = (item.seq, fut)
+
+    async def _publish_barrier(self, item: StoredEvent) -> None:
+        early, self._sent_early = self._sent_early, None
+        if early is not None and early[0] == item.seq:
+            fut = early[1]
+        else:
+            fut = asyncio.get_running_loop().create_future()
+            if not await self._send(item, fut):
+                return
         try:
             await fut
         except DeliveryError:
