@@ -198,13 +198,24 @@ class Connection:
 
         nats-py cancels that future when its own timeout fires (or its caller is cancelled), and a
         PONG arriving later then kills the connection's read loop. So nats-py gets no timeout of
-        its own and is shielded from ours; a late PONG just completes a forgotten task.
+        its own and is shielded from ours; a late PONG just completes a forgotten future.
+
+        While nats-py's read and flusher tasks run, the PING is sent with our own PONG future (what
+        ``nc.flush`` does, minus a Task per call); otherwise ``nc.flush`` itself is called.
         """
-        task = asyncio.ensure_future(self.nc.flush(timeout=_NO_TIMEOUT))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        nc = self.nc
+        send_ping = getattr(nc, "_send_ping", None)
+        if send_ping is not None and _running(nc, "_reading_task") and _running(nc, "_flusher_task"):
+            pong: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._flushes.add(pong)
+            pong.add_done_callback(self._flushes.discard)
+            await send_ping(pong)
+        else:
+            pong = asyncio.ensure_future(nc.flush(timeout=_NO_TIMEOUT))
+            self._flushes.add(pong)
+            pong.add_done_callback(self._flushes.discard)
         async with asyncio.timeout(self.settings.flush_timeout):
-            await asyncio.shield(task)
+            await asyncio.shield(pong)
 
     async def stream_covers(self, subject: str) -> bool:
         """Whether a JetStream stream covers ``subject``; True when JetStream cannot tell now.
@@ -385,6 +396,11 @@ class Connection:
         self._was_disconnected = False
         self._connected.set()
         self._on.restored()
+
+
+def _running(nc: Any, attr: str) -> bool:
+    task = getattr(nc, attr, None)
+    return task is not None and not task.done()
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
