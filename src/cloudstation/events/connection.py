@@ -11,7 +11,7 @@ for its life (reconnects endless once connected); the admin commands (``cs nats 
 nats-py caveats this module works around:
 
 - a flush whose PING future is cancelled makes a later PONG kill nats-py's read loop, so
-  :meth:`Connection.flush` never lets nats-py time out or be cancelled (it shields the call);
+  :meth:`Connection.flush` never lets nats-py time out or be cancelled (it shields its own PONG future);
 - nats-py's endless initial-connect loop ignores cancellation, and after an untrusted TLS certificate
   its ``connect()`` waits forever: so each attempt is bounded and watched (a refused certificate or
   credentials ends it at once), and the reconnect limit is lifted only once connected.
@@ -168,52 +168,34 @@ class Connection:
         await self._connect()
 
     def publish_now(self, subject: str, reply: str, headers: dict[str, str], data: bytes) -> bool:
-        """Write one message to the socket now, not when nats-py's flusher task next runs; False (nothing
-        written) unless connected with nothing of nats-py's own waiting to go first.
-
-        nats-py queues a publish in its pending buffer and wakes its flusher task, which writes the
-        buffer to the transport: a task switch or two per message. With the buffer empty, writing
-        straight to the transport (as nats-py itself writes a PING) keeps the byte order the flusher
-        would give. Our subjects, reply subjects and header values hold no white space or CR/LF (the
-        door and the contract see to that), so nats-py's per-message checks are not repeated here.
-        """
+        """Write one message to the socket now, not at nats-py's flusher task's next turn; False (nothing
+        written) unless connected with nats-py's pending buffer empty, so the byte order is the flusher's
+        (nats-py writes its PINGs the same way). Our subjects and header values hold no white space or
+        CR/LF (the door), so nats-py's per-message checks are not repeated."""
         nc = self.nc
-        if nc is None or not nc.is_connected or len(data) > nc.max_payload:
+        transport = getattr(nc, "_transport", None)
+        if transport is None or not nc.is_connected or getattr(nc, "_pending", True):
             return False
-        pending, transport = getattr(nc, "_pending", None), getattr(nc, "_transport", None)
-        if pending is None or pending or transport is None:
+        try:
+            hdr = ("NATS/1.0\r\n" + "".join([f"{k}: {v}\r\n" for k, v in headers.items()]) + "\r\n").encode()
+            head = f"HPUB {subject} {reply} {len(hdr)} {len(hdr) + len(data)}\r\n".encode()
+            transport.write(b"".join((head, hdr, data, b"\r\n")))
+        except Exception:  # not as expected: the loop sends it through nc.publish instead
             return False
-        hdr = ("NATS/1.0\r\n" + "".join([f"{k}: {v}\r\n" for k, v in headers.items()]) + "\r\n").encode()
-        size = len(hdr)
-        head = f"HPUB {subject} {reply} {size} {size + len(data)}\r\n".encode()
-        transport.write(b"".join((head, hdr, data, b"\r\n")))
-        stats = getattr(nc, "stats", None)
-        if isinstance(stats, dict):
-            stats["out_msgs"] = stats.get("out_msgs", 0) + 1
-            stats["out_bytes"] = stats.get("out_bytes", 0) + len(data)
         return True
 
     async def flush(self) -> None:
-        """``flush()`` bounded by the flush timeout, without ever cancelling nats-py's PING future.
-
-        nats-py cancels that future when its own timeout fires (or its caller is cancelled), and a
-        PONG arriving later then kills the connection's read loop. So nats-py gets no timeout of
-        its own and is shielded from ours; a late PONG just completes a forgotten future.
-
-        While nats-py's read and flusher tasks run, the PING is sent with our own PONG future (what
-        ``nc.flush`` does, minus a Task per call); otherwise ``nc.flush`` itself is called.
-        """
-        nc = self.nc
-        send_ping = getattr(nc, "_send_ping", None)
-        if send_ping is not None and _running(nc, "_reading_task") and _running(nc, "_flusher_task"):
-            pong: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._flushes.add(pong)
-            pong.add_done_callback(self._flushes.discard)
-            await send_ping(pong)
+        """``flush()`` bounded by the flush timeout, never cancelling nats-py's PING future (a PONG for a
+        cancelled one kills nats-py's read loop): the PING goes with our own PONG future (as ``nc.flush``
+        sends it, minus a Task), shielded from our timeout. Fallback (nats-py's loops gone): ``nc.flush``."""
+        nc, pong = self.nc, asyncio.get_running_loop().create_future()
+        loops = (getattr(nc, "_reading_task", None), getattr(nc, "_flusher_task", None))
+        if hasattr(nc, "_send_ping") and all(t is not None and not t.done() for t in loops):
+            await nc._send_ping(pong)
         else:
             pong = asyncio.ensure_future(nc.flush(timeout=_NO_TIMEOUT))
-            self._flushes.add(pong)
-            pong.add_done_callback(self._flushes.discard)
+        self._flushes.add(pong)
+        pong.add_done_callback(self._flushes.discard)
         async with asyncio.timeout(self.settings.flush_timeout):
             await asyncio.shield(pong)
 
@@ -396,11 +378,6 @@ class Connection:
         self._was_disconnected = False
         self._connected.set()
         self._on.restored()
-
-
-def _running(nc: Any, attr: str) -> bool:
-    task = getattr(nc, attr, None)
-    return task is not None and not task.done()
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

@@ -8,7 +8,9 @@ records what became of each event, and this module decides what to send next fro
   allow it they go out as fast-ingest batches instead (``events/fastbatch.py``).
 - Every other event is a *barrier*: it is published only after everything before it has been
   acknowledged, then alone: publish → PubAck → ``flush()`` bounded by the flush timeout (a flush
-  failure is a warning: the PubAck already proves the event is stored).
+  failure is a warning: the PubAck already proves the event is stored). When the loop is idle with
+  nothing unacknowledged, :meth:`Publisher.submit` writes the barrier to the socket itself, after the
+  door and the journal commit (:meth:`Publisher._send_early`); the loop then awaits its PubAck.
 - A row leaves the outbox only after its PubAck. A missing PubAck is ambiguous (the message may be
   stored), so the publisher rewinds to the oldest unacknowledged event and sends again with the same
   ``Nats-Msg-Id``; JetStream's duplicate window turns the repeats into no-ops.
@@ -262,12 +264,10 @@ class Publisher:
         self._wake.clear()
         self._progress.set()
         self._idle_waiting = True
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.retry_parked_after):
-                    await self._wake.wait()
-        finally:
-            self._idle_waiting = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.retry_parked_after):
+                await self._wake.wait()
+        self._idle_waiting = False
 
     async def _rewind(self, backoff: _Backoff) -> None:
         """Send everything again from the oldest event in doubt, once nothing is in flight."""
@@ -322,25 +322,23 @@ class Publisher:
             self._ledger.flush_removals(when_due=True)
 
     def _send_early(self, item: StoredEvent) -> None:
-        """Put a just-journaled barrier on the wire from :meth:`submit` when the loop is idle.
+        """Put a barrier on the wire from :meth:`submit` (door passed, row committed) if the loop is idle.
 
-        Only when the barrier rule holds already: nothing of this process is unacknowledged, in
-        flight, parked or due for a rewind, and the loop waits in :meth:`_idle` (any open fast-ingest
-        batch is closed). The door has run in :meth:`submit` against the live ``max_payload``; the row is
-        committed. The loop then finds the barrier next and only awaits its PubAck
-        (:meth:`_publish_barrier`); a failure rewinds it like any sent barrier. This saves waking the
-        loop and nats-py's flusher before the message leaves.
+        The barrier rule holds already then: nothing else of this process is unacknowledged, in flight
+        (the open fast-ingest batch is closed), parked or due for a rewind. The loop finds it next and
+        only awaits its PubAck (:meth:`_publish_barrier`); a failure rewinds it like any sent barrier.
+        Saves waking the loop and nats-py's flusher task before the message leaves (issue 12).
+
+        Why nothing weakens: the write follows the commit, as the loop's own send does. A crash before
+        the commit sends nothing (the caller never got the event back as journaled); after it, the row
+        is resent with its ``Nats-Msg-Id`` (de-duplicated). A full or read-only disk raises in
+        :meth:`submit` before this runs. The PubAck is read by the event loop, so only after
+        :meth:`submit` has returned with the row committed and the entry in the ack window.
         """
-        if not (
-            self._idle_waiting
-            and self._sent_early is None
-            and self._ledger.undelivered == 1
-            and not len(self._window)
-            and self._ledger.rewind_from is None
-            and not self._ledger.parked
-            and not self._closing
-            and self.fatal is None
-        ):
+        ledger = self._ledger
+        if not (self._idle_waiting and ledger.undelivered == 1 and not len(self._window) and not ledger.parked):
+            return
+        if ledger.rewind_from is not None or self._sent_early or self._closing or self.fatal:
             return
         fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         if self._window.send_now(item, fut, self._conn.publish_now):
