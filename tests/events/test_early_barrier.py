@@ -9,6 +9,7 @@ the PubAck awaited by the loop (which also flushes and removes the row). Faults 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
@@ -65,6 +66,15 @@ class WireSpy:
 
     def close(self) -> None:
         self._db.close()
+
+
+def stopped(pid: int) -> bool:
+    """Every thread of ``pid`` is stopped (SIGSTOP reaches a busy thread on another core a moment later)."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+    return bool(states) and all(state in "tT" for state in states)
 
 
 async def started(url: str, box: Outbox, *, fast: str = "off") -> tuple[Publisher, str]:
@@ -151,6 +161,7 @@ async def test_a_barrier_sent_early_then_the_server_killed_is_delivered_once_aft
             assert nats_server.proc is not None
             if when == "before the server read it":
                 os.kill(nats_server.proc.pid, signal.SIGSTOP)
+                await until("the server stopped", lambda: stopped(nats_server.proc.pid))  # type: ignore[union-attr]
             (seq,) = pub.submit([ev], track=True)
             assert spy.sent == [ev.msg_id]
             nats_server.kill()  # no await since submit: the loop has not run
@@ -215,6 +226,7 @@ async def test_a_flush_that_times_out_leaves_the_connection_working_when_the_lat
             pub._conn.settings = dataclasses.replace(pub._conn.settings, flush_timeout=0.2)
             os.kill(nats_server.proc.pid, signal.SIGSTOP)
             try:
+                await until("the server stopped", lambda: stopped(nats_server.proc.pid))  # type: ignore[union-attr]
                 with pytest.raises(TimeoutError):
                     await pub._conn.flush()
             finally:
