@@ -138,6 +138,18 @@ class AckWindow:
             return False
         return True
 
+    def send_now(self, item: StoredEvent, barrier: asyncio.Future[Ack], write: Callable[..., bool]) -> bool:
+        """:meth:`send` without awaiting anything: ``write(subject, reply, headers, data)`` puts the
+        message on the wire at once. False (nothing in flight) when ``write`` cannot."""
+        ev = item.event
+        self._token += 1
+        token = str(self._token)
+        if not write(ev.subject, self._inbox + token, ev.headers(), ev.data):
+            return False
+        self._table[token] = InFlight(item, time.monotonic(), barrier)
+        self._settled.clear()
+        return True
+
     async def wait_for_slot(self) -> None:
         """Until fewer than ``size`` messages are in flight."""
         while len(self._table) >= self.size:
