@@ -150,10 +150,6 @@ async def _setup(cs: Path, env: dict[str, str], nodes: int) -> None:
         await asyncio.sleep(0.5)
 
 
-def _servers_cpu(pids: list[int]) -> float:
-    return sum(_server_cpu(pid) for pid in pids)
-
-
 async def _point(
     cs: Path,
     mode: str,
@@ -186,7 +182,7 @@ async def _point(
             pub = Publisher(settings, outbox)
             await pub.start()
             idle = [await _probe(pub) for _ in range(_IDLE_PROBES)]
-            cpu0 = _servers_cpu(server.pids)
+            cpu0 = sum(map(_server_cpu, server.pids))
             t0 = time.perf_counter()
             procs = []
             for i, d in enumerate(dirs):
@@ -216,7 +212,7 @@ async def _point(
                         proc.kill()
             outputs = await done
             wall = time.perf_counter() - t0
-            cpu = _servers_cpu(server.pids) - cpu0
+            cpu = sum(map(_server_cpu, server.pids)) - cpu0
             await pub.close()
         reconnects = sum(b"WARNING: disconnected" in err for _, err in outputs)
         for proc, (_, err) in zip(procs, outputs, strict=True):
@@ -314,13 +310,8 @@ def run(
     return BenchResult(
         bench="scale",
         title="K concurrent cs stream processes on one server: lines/s, lifecycle latency, outbox, server CPU",
-        params={
-            "ks": list(ks),
-            "lines_per_process": lines,
-            "modes": list(modes),
-            "plot": str(plot or ""),
-            **({"nodes": list(topologies)} if topologies != (1,) else {}),
-        },
+        params={"ks": list(ks), "lines_per_process": lines, "modes": list(modes), "plot": str(plot or "")}
+        | ({"nodes": list(topologies)} if topologies != (1,) else {}),
         series=series,
         ratios=ratios,
         goals=goals,
