@@ -1,7 +1,9 @@
-"""How cost grows with concurrent deployments: K ``cs stream`` processes sharing one ``nats-server``.
+"""How cost grows with concurrent deployments: K ``cs stream`` processes sharing one ``nats-server`` (or a cluster).
 
-Owns the scale bench. For each K (default 1, 8, 32, 64) and each mode (fast-ingest batches, and
-pipelined with ``CS_FAST_INGEST=off``), on a fresh server whose stream was made by ``cs nats setup``:
+Owns the scale bench. For each K (default 1, 8, 32, 64), each topology (``--nodes 1,3``: one server,
+and/or a 3-node cluster whose stream has 3 replicas: ``cs nats setup --replicas 3``, every ``cs`` given
+all three URLs) and each mode (fast-ingest batches, and pipelined with ``CS_FAST_INGEST=off``), on fresh
+servers whose stream was made by ``cs nats setup``:
 
 - K ``cs stream --deployment-id scale-<i> --end --quiet -- python -c <child> N`` start together, each
   with its own state dir (as each Nomad allocation has), each child printing N lines;
@@ -13,14 +15,15 @@ pipelined with ``CS_FAST_INGEST=off``), on a fresh server whose stream was made 
   (``deployment.status.changed``) every 50 ms and times submit → PubAck (``wait`` returns); p50 / p99,
   and the same probe on the idle server first (the baseline of the same run);
 - *outbox growth*: the peak of the summed undelivered rows over the K outboxes (sampled every 0.5 s);
-- *server CPU*: the server's user + system CPU seconds over the load (``/proc/<pid>/stat``), per
-  second of wall time (1.0 = one core busy).
+- *server CPU*: the server's user + system CPU seconds over the load (``/proc/<pid>/stat``; summed over
+  the nodes of a cluster), per second of wall time (1.0 = one core busy).
 
-Goal (reported, never asserted): aggregate lines/s at K = 32 at least 0.8x the K = 1 figure, per mode.
-``--plot PATH`` writes a PNG (lines/s and lifecycle p99 against K, one line per mode; matplotlib).
+Goal (reported, never asserted): aggregate lines/s at K = 32 at least 0.8x the K = 1 figure, per mode
+and topology. ``--plot PATH`` writes a PNG (lines/s and lifecycle p99 against K, one line per mode and
+topology, the cluster's dashed; matplotlib).
 
-``python -m bench.scale [--ks 1,8,32,64] [--lines 5000] [--modes fast,pipelined] [--publish-timeout 5s]
-[--plot P] [--json]``.
+``python -m bench.scale [--ks 1,8,32,64] [--lines 5000] [--modes fast,pipelined] [--nodes 1,3]
+[--publish-timeout 5s] [--plot P] [--json]``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import BenchResult, Goal, Summary, add_common_args, emit, percentile
-from bench.server import BenchServer
+from bench.server import BenchCluster, BenchServer
 from bench.startup import clean_env, default_cs, interpreter_of
 from cloudstation.events import contract as c
 from cloudstation.events.outbox import OUTBOX_FILENAME, Outbox
@@ -48,10 +51,12 @@ from cloudstation.natsconn import settings_from_env
 DEFAULT_KS = (1, 8, 32, 64)
 DEFAULT_LINES = 5000
 MODES = ("fast", "pipelined")
+TOPOLOGIES = (1, 3)  # one server; a 3-node cluster with an R3 stream
 GOAL_K32_VS_K1 = 0.8
 _PROBE_EVERY = 0.05
 _IDLE_PROBES = 40
 _PROBE_TIMEOUT = 30.0
+_SETUP_TIMEOUT = 30.0  # a new cluster elects its JetStream meta leader a moment after it listens
 
 CHILD_CODE = """\
 import sys
@@ -76,6 +81,12 @@ class Point:
     server_cpu_s: float
     reconnects: int  # cs processes that lost their connection (and reconnected) during the run
     unfinished: int | None  # events still in the outboxes when the point was stopped at its timeout
+    nodes: int = 1  # 1: one server; 3: a 3-node cluster, stream with 3 replicas
+
+    @property
+    def series(self) -> str:
+        """The mode, and the topology when it is a cluster: ``fast``, ``fast R3``."""
+        return self.mode if self.nodes == 1 else f"{self.mode} R{self.nodes}"
 
     @property
     def acked_rate(self) -> float:
@@ -109,48 +120,69 @@ async def _probe(pub: Publisher) -> float:
     return time.perf_counter() - t0
 
 
-async def _stored(url: str) -> int:
+async def _stored(urls: str, replicas: int = 1) -> int:
+    """The log events the stream holds (after checking it has the replicas and fast-ingest batches asked for)."""
     import nats
 
-    nc = await nats.connect(url, name="bench-scale-count")
+    nc = await nats.connect(urls.split(","), name="bench-scale-count")
     try:
         info = await nc.jetstream().stream_info("CLOUDSTATION", subjects_filter="build.log.>")
+        if (info.config.num_replicas or 1) != replicas or not info.config.allow_batched:
+            raise RuntimeError(f"the stream is not what the bench asked for: {info.config}")
         return sum((info.state.subjects or {}).values())
     finally:
         await nc.close()
 
 
+async def _setup(cs: Path, env: dict[str, str], nodes: int) -> None:
+    """``cs nats setup --replicas <nodes>``, retried while a new cluster has no meta leader yet."""
+    deadline = time.perf_counter() + _SETUP_TIMEOUT
+    while True:
+        setup = await asyncio.create_subprocess_exec(
+            str(cs), "nats", "setup", "--replicas", str(nodes), env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await setup.communicate()
+        if setup.returncode == 0:
+            return
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"cs nats setup failed: {err.decode(errors='replace')[-500:]}")
+        await asyncio.sleep(0.5)
+
+
 async def _point(
-    cs: Path, mode: str, k: int, lines: int, tmp: Path, point_timeout: float, publish_timeout: str = "5s"
+    cs: Path,
+    mode: str,
+    k: int,
+    lines: int,
+    tmp: Path,
+    point_timeout: float,
+    publish_timeout: str = "5s",
+    nodes: int = 1,
 ) -> Point:
     python = interpreter_of(cs)
-    with BenchServer(tmp / f"server-{mode}-{k}") as server:
-        assert server.proc is not None
+    where = tmp / f"server-{mode}-{k}-{nodes}"
+    with BenchServer(where) if nodes == 1 else BenchCluster(where, nodes) as server:
         # cs waits (up to CS_DELIVERY_TIMEOUT) for every acknowledgement before it exits; on a loaded
         # machine the 60 s default can pass with rows still kept in the outbox (cs then exits 0 with a
         # warning), so the bench allows much longer and checks the outboxes are empty at the end.
         base = clean_env(
             {
-                "NATS_SERVERS": server.url,
+                "NATS_SERVERS": server.urls,
                 "CS_FAST_INGEST": "auto" if mode == "fast" else "off",
                 "CS_DELIVERY_TIMEOUT": "1800s",
                 "NATS_PUBLISH_TIMEOUT": publish_timeout,
             }
         )
-        setup = await asyncio.create_subprocess_exec(
-            str(cs), "nats", "setup", env={**base, "CS_STATE_DIR": str(tmp / "setup")},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        if await setup.wait() != 0:
-            raise RuntimeError("cs nats setup failed")
+        await _setup(cs, {**base, "CS_STATE_DIR": str(tmp / "setup")}, nodes)
         settings = settings_from_env(base)
         assert settings is not None
-        dirs = [tmp / f"state-{mode}-{k}-{i}" for i in range(k)]
-        with Outbox(tmp / f"probe-{mode}-{k}") as outbox:
+        dirs = [tmp / f"state-{mode}-{k}-{nodes}-{i}" for i in range(k)]
+        with Outbox(tmp / f"probe-{mode}-{k}-{nodes}") as outbox:
             pub = Publisher(settings, outbox)
             await pub.start()
             idle = [await _probe(pub) for _ in range(_IDLE_PROBES)]
-            cpu0 = _server_cpu(server.proc.pid)
+            cpu0 = sum(map(_server_cpu, server.pids))
             t0 = time.perf_counter()
             procs = []
             for i, d in enumerate(dirs):
@@ -180,21 +212,25 @@ async def _point(
                         proc.kill()
             outputs = await done
             wall = time.perf_counter() - t0
-            cpu = _server_cpu(server.proc.pid) - cpu0
+            cpu = sum(map(_server_cpu, server.pids)) - cpu0
             await pub.close()
         reconnects = sum(b"WARNING: disconnected" in err for _, err in outputs)
         for proc, (_, err) in zip(procs, outputs, strict=True):
             if finished and proc.returncode != 0:
                 raise RuntimeError(f"cs stream exited with {proc.returncode}: {err.decode(errors='replace')[-500:]}")
-        stored = await _stored(server.url)
+        stored = await _stored(server.urls, nodes)
         left = _outbox_rows(dirs)
         if not finished:
-            return Point(mode, k, lines, wall, stored, idle, load or [idle[-1]], peak, cpu, reconnects, left)
+            return Point(mode, k, lines, wall, stored, idle, load or [idle[-1]], peak, cpu, reconnects, left, nodes)
         if left:
-            raise RuntimeError(f"K={k} {mode}: {left} event(s) left in the outboxes after every cs exited")
+            raise RuntimeError(
+                f"K={k} {mode} nodes={nodes}: {left} event(s) left in the outboxes after every cs exited"
+            )
         if stored != k * (lines + 1):
-            raise RuntimeError(f"K={k} {mode}: the stream holds {stored} log events, expected {k * (lines + 1)}")
-    return Point(mode, k, lines, wall, stored, idle, load or [idle[-1]], peak, cpu, reconnects, None)
+            raise RuntimeError(
+                f"K={k} {mode} nodes={nodes}: the stream holds {stored} log events, expected {k * (lines + 1)}"
+            )
+    return Point(mode, k, lines, wall, stored, idle, load or [idle[-1]], peak, cpu, reconnects, None, nodes)
 
 
 def _plot(points: list[Point], path: Path) -> None:
@@ -205,13 +241,16 @@ def _plot(points: list[Point], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for mode in sorted({p.mode for p in points}):
-        pts = sorted((p for p in points if p.mode == mode), key=lambda p: p.k)
-        ks = [p.k for p in pts]
-        left.plot(ks, [p.acked_rate for p in pts], marker="o", label=mode)
-        (line,) = right.plot(ks, [percentile(p.probe_load, 99) * 1000 for p in pts], marker="o", label=f"{mode}: load")
+    colours = {mode: f"C{i}" for i, mode in enumerate(MODES)}  # one colour per mode; a cluster dashed
+    for series in sorted({p.series for p in points}):
+        pts = sorted((p for p in points if p.series == series), key=lambda p: p.k)
+        ks, single = [p.k for p in pts], pts[0].nodes == 1
+        style = {"color": colours[pts[0].mode], "marker": "o" if single else "s"}
+        left.plot(ks, [p.acked_rate for p in pts], linestyle="-" if single else "--", label=series, **style)
+        load = [percentile(p.probe_load, 99) * 1000 for p in pts]
+        right.plot(ks, load, linestyle="-" if single else "--", label=f"{series}: load", **style)
         idle = [percentile(p.probe_idle, 99) * 1000 for p in pts]
-        right.plot(ks, idle, linestyle=":", color=line.get_color(), label=f"{mode}: idle server")
+        right.plot(ks, idle, linestyle=":" if single else "-.", color=style["color"], label=f"{series}: idle server")
     left.set(xscale="log", xlabel="concurrent cs stream processes (K)", ylabel="acknowledged lines/s (all K)")
     left.set_xticks(sorted({p.k for p in points}), labels=[str(k) for k in sorted({p.k for p in points})])
     left.set_ylim(bottom=0)
@@ -220,9 +259,13 @@ def _plot(points: list[Point], path: Path) -> None:
     for ax in (left, right):
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
     n = points[0].lines if points else 0
-    fig.suptitle(f"K cs stream processes x {n} lines, one nats-server (nproc={os.cpu_count()})")
+    where = " and ".join(
+        "one nats-server" if nodes == 1 else f"a {nodes}-node cluster, R{nodes} stream (dashed)"
+        for nodes in sorted({p.nodes for p in points})
+    )
+    fig.suptitle(f"K cs stream processes x {n} lines, {where} (nproc={os.cpu_count()})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -236,13 +279,16 @@ def run(
     cs: Path | None = None,
     point_timeout: float = 300.0,
     publish_timeout: str = "5s",
+    topologies: tuple[int, ...] = (1,),
 ) -> BenchResult:
     cs_path = cs or default_cs()
     points: list[Point] = []
     with tempfile.TemporaryDirectory(prefix="cs-bench-scale-") as tmp:
-        for k in ks:
-            for mode in modes:
-                points.append(asyncio.run(_point(cs_path, mode, k, lines, Path(tmp), point_timeout, publish_timeout)))
+        for k in ks:  # the topologies and modes of one K run one after the other: under the same load
+            for nodes in topologies:
+                for mode in modes:
+                    point = _point(cs_path, mode, k, lines, Path(tmp), point_timeout, publish_timeout, nodes)
+                    points.append(asyncio.run(point))
     if plot is not None:
         _plot(points, plot)
     series: dict[str, Summary] = {}
@@ -250,40 +296,22 @@ def run(
     goals: list[Goal] = []
     table: list[str] = []
     for p in points:
-        series[f"{p.mode} K={p.k}: lifecycle under load"] = Summary.of(p.probe_load)
-        series[f"{p.mode} K={p.k}: lifecycle idle (same server)"] = Summary.of(p.probe_idle)
+        series[f"{p.series} K={p.k}: lifecycle under load"] = Summary.of(p.probe_load)
+        series[f"{p.series} K={p.k}: lifecycle idle (same server)"] = Summary.of(p.probe_idle)
         p50, p99 = statistics.median(p.probe_load) * 1000, percentile(p.probe_load, 99) * 1000
         table.append(
-            f"{p.mode:9} K={p.k:<3} {p.acked_rate:9.0f} lines/s  lifecycle p50/p99 {p50:7.2f} / {p99:8.2f} ms"
+            f"{p.series:12} K={p.k:<3} {p.acked_rate:9.0f} lines/s  lifecycle p50/p99 {p50:7.2f} / {p99:8.2f} ms"
             f" (idle p99 {percentile(p.probe_idle, 99) * 1000:.2f})"
             f"  outbox peak {p.outbox_peak:7d}  server CPU {p.server_cpu_s / p.wall_s:.2f} cores"
             f"  wall {p.wall_s:.1f}s  reconnected {p.reconnects}/{p.k}"
             + ("" if p.unfinished is None else f"  STOPPED at the timeout: {p.stored} stored, {p.unfinished} kept")
         )
-    for mode in modes:
-        by_k = {p.k: p for p in points if p.mode == mode}
-        if 1 in by_k:
-            for k, p in sorted(by_k.items()):
-                if k != 1:
-                    ratios[f"{mode}: aggregate lines/s K={k} / K=1"] = p.acked_rate / by_k[1].acked_rate
-            if 32 in by_k:
-                goals.append(
-                    Goal(
-                        f"{mode}: lines/s K=32 / K=1",
-                        by_k[32].acked_rate / by_k[1].acked_rate,
-                        GOAL_K32_VS_K1,
-                        "x",
-                        at_least=True,
-                    )
-                )
-    fast = {p.k: p for p in points if p.mode == "fast"}
-    for p in points:
-        if p.mode == "pipelined" and p.k in fast:
-            ratios[f"K={p.k}: lines/s fast / pipelined"] = fast[p.k].acked_rate / p.acked_rate
+    _ratios(points, ratios, goals)
     return BenchResult(
         bench="scale",
         title="K concurrent cs stream processes on one server: lines/s, lifecycle latency, outbox, server CPU",
-        params={"ks": list(ks), "lines_per_process": lines, "modes": list(modes), "plot": str(plot or "")},
+        params={"ks": list(ks), "lines_per_process": lines, "modes": list(modes), "plot": str(plot or "")}
+        | ({"nodes": list(topologies)} if topologies != (1,) else {}),
         series=series,
         ratios=ratios,
         goals=goals,
@@ -292,6 +320,7 @@ def run(
             "points": [
                 {
                     "mode": p.mode,
+                    "nodes": p.nodes,
                     "k": p.k,
                     "lines_per_s": round(p.acked_rate),
                     "wall_s": round(p.wall_s, 2),
@@ -312,8 +341,29 @@ def run(
             "one run per point; wall = first spawn -> last exit, incl. K cs start-ups (~0.15 s CPU each)",
             f"a lifecycle probe not acknowledged within {_PROBE_TIMEOUT:g} s counts as {_PROBE_TIMEOUT:g} s",
             "the stream is checked to hold exactly K*(N+1) log events per point",
+            "R3: a 3-node cluster, stream with 3 replicas, every cs given all three URLs; its CPU summed",
         ],
     )
+
+
+def _ratios(points: list[Point], ratios: dict[str, float], goals: list[Goal]) -> None:
+    """Each series against its own K = 1 (the goal at K = 32), fast against pipelined, a cluster against one server."""
+    for series in dict.fromkeys(p.series for p in points):
+        by_k = {p.k: p for p in points if p.series == series}
+        if 1 in by_k:
+            for k, p in sorted(by_k.items()):
+                if k != 1:
+                    ratios[f"{series}: aggregate lines/s K={k} / K=1"] = p.acked_rate / by_k[1].acked_rate
+            if 32 in by_k:
+                ratio = by_k[32].acked_rate / by_k[1].acked_rate
+                goals.append(Goal(f"{series}: lines/s K=32 / K=1", ratio, GOAL_K32_VS_K1, "x", at_least=True))
+    at = {(p.mode, p.nodes, p.k): p for p in points}
+    for p in points:
+        where = "" if p.nodes == 1 else f" R{p.nodes}"
+        if p.mode == "pipelined" and ("fast", p.nodes, p.k) in at:
+            ratios[f"K={p.k}{where}: lines/s fast / pipelined"] = at["fast", p.nodes, p.k].acked_rate / p.acked_rate
+        if p.nodes != 1 and (p.mode, 1, p.k) in at:
+            ratios[f"{p.mode} K={p.k}: lines/s R{p.nodes} / one server"] = p.acked_rate / at[p.mode, 1, p.k].acked_rate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -321,6 +371,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ks", default=",".join(map(str, DEFAULT_KS)), help="comma-separated K values")
     parser.add_argument("--lines", type=int, default=DEFAULT_LINES, help=f"lines per process ({DEFAULT_LINES})")
     parser.add_argument("--modes", default=",".join(MODES), help="fast,pipelined (default both)")
+    parser.add_argument(
+        "--nodes", default="1", help="1 (one server), 3 (a 3-node cluster, R3 stream) or 1,3: both in one run (1)"
+    )
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG figure here")
     parser.add_argument("--point-timeout", type=float, default=300.0, help="stop a point after this many s")
     parser.add_argument(
@@ -331,9 +384,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     ks = tuple(int(k) for k in args.ks.split(","))
     modes = tuple(m for m in args.modes.split(",") if m)
+    topologies = tuple(int(n) for n in args.nodes.split(",") if n)
     if not ks or min(ks) < 1 or args.lines < 1 or not set(modes) <= set(MODES) or not modes:
         parser.error("--ks must be positive integers, --lines >= 1, --modes a subset of fast,pipelined")
-    emit([run(ks, args.lines, modes, args.plot, args.cs, args.point_timeout, args.publish_timeout)], args.json)
+    if not topologies or not set(topologies) <= set(TOPOLOGIES):
+        parser.error("--nodes must be 1, 3 or 1,3")
+    result = run(ks, args.lines, modes, args.plot, args.cs, args.point_timeout, args.publish_timeout, topologies)
+    emit([result], args.json)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,30 @@ def test_scale_bench_tiny_writes_its_figure(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_scale_bench_on_a_three_node_cluster_tiny(tmp_path: Path) -> None:
+    png = tmp_path / "scale-cluster.png"
+    proc = run_bench("bench.scale", "--ks", "1", "--lines", "200", "--nodes", "1,3", "--plot", str(png), "--json")
+    result = only_result(proc.stdout, "scale")
+    assert result["params"]["nodes"] == [1, 3]
+    points = result["details"]["points"]
+    # the bench checks each stream's replicas (R1, R3) and its count: every line and end acknowledged
+    assert [(p["mode"], p["nodes"], p["stored"]) for p in points] == [
+        ("fast", 1, 201),
+        ("pipelined", 1, 201),
+        ("fast", 3, 201),
+        ("pipelined", 3, 201),
+    ]
+    assert all(p["finished"] and p["server_cpu_cores"] >= 0 for p in points)
+    assert set(result["ratios"]) == {
+        "K=1: lines/s fast / pipelined",
+        "K=1 R3: lines/s fast / pipelined",
+        "fast K=1: lines/s R3 / one server",
+        "pipelined K=1: lines/s R3 / one server",
+    }
+    assert {s.split(" K=")[0] for s in result["series"]} == {"fast", "pipelined", "fast R3", "pipelined R3"}
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_fastpath_bench_tiny() -> None:
     result = only_result(run_bench("bench.fastpath", "--lines", "300", "--rounds", "2", "--json").stdout, "fastpath")
     assert result["params"] == {"lines": 300, "rounds": 2}
