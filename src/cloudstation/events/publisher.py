@@ -38,6 +38,7 @@ from cloudstation.events.connection import Callbacks, Connection, TlsError
 from cloudstation.events.contract import Event
 from cloudstation.events.door import DEFAULT_MAX_PAYLOAD, admit, admit_all
 from cloudstation.events.fastbatch import FastIngest, server_supports, server_version
+from cloudstation.events.handover import HandOver
 from cloudstation.events.ledger import DeliveryReport, Ledger
 from cloudstation.events.outbox import Outbox, StoredEvent
 from cloudstation.natsconn import NatsSettings
@@ -46,11 +47,6 @@ log = logging.getLogger("cloudstation.events.publisher")
 
 DEFAULT_WINDOW = 2048
 _BATCH = 1024
-# The hand-over of just-journaled events to the delivery loop (so they are sent without being read
-# back from SQLite) holds at most this many rows and payload bytes; rows past it are read back.
-_FRESH_MAX = 65_536
-_FRESH_BYTES = 32 << 20
-_NO_LIMIT = 1 << 62
 
 
 class NoStreamError(DeliveryError):
@@ -90,12 +86,9 @@ class Publisher:
         self._fast: FastIngest | None = None  # fast-ingest batches on this connection, if the server has them
         self._cursor = 0
         self._known_max_payload: int | None = None
-        # Events this process just journaled, handed to the delivery loop without reading them back:
-        # seqs ascending, all after the cursor; a row that did not fit is read back from the outbox.
-        self._fresh: dict[int, StoredEvent] = {}
-        self._fresh_bytes = 0
-        self._fresh_admitted = _NO_LIMIT  # the smallest max_payload the held rows were admitted under
-        self._batch_admitted = 0  # that of the batch being delivered (0: read back, not known)
+        # Events this process just journaled, handed to the delivery loop without reading them back.
+        self._fresh = HandOver(outbox)
+        self._batch_admitted = 0  # the max_payload the batch being delivered passes the door under (0: unknown)
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -146,14 +139,7 @@ class Publisher:
         admit_all(events, limit)
         seqs = self.outbox.append(events)
         self._ledger.undelivered += len(seqs)
-        size = sum(len(ev.data) for ev in events)
-        if len(self._fresh) + len(seqs) <= _FRESH_MAX and self._fresh_bytes + size <= _FRESH_BYTES:
-            now = time.time()
-            fresh = self._fresh
-            for seq, ev in zip(seqs, events, strict=True):
-                fresh[seq] = StoredEvent(seq, ev, now, 0)
-            self._fresh_bytes += size
-            self._fresh_admitted = min(self._fresh_admitted, limit)
+        self._fresh.put(seqs, events, limit)
         if track:
             self._ledger.tracked.update(seqs)
         self._wake.set()
@@ -284,31 +270,9 @@ class Publisher:
         await asyncio.sleep(delay)
 
     def _next_batch(self) -> list[StoredEvent]:
-        """The next events after the cursor: from memory when just submitted, else from the outbox.
-
-        The outbox is read only up to the oldest row held in memory (rows that did not fit the
-        hand-over, or earlier rows again after a rewind or a retry pass); the held rows stay."""
-        seq = self._cursor + 1
-        fresh = self._fresh
-        self._batch_admitted = 0
-        if seq not in fresh:
-            first = next(iter(fresh), None)
-            batch = self.outbox.next_batch(self._cursor, _BATCH, before=first)
-            if batch or first is None:
-                return batch
-            seq = first  # nothing left to send before the held rows (acknowledged or set aside)
-        run: list[StoredEvent] = []
-        size = 0
-        while seq in fresh and len(run) < _BATCH:
-            item = fresh.pop(seq)
-            run.append(item)
-            size += len(item.event.data)
-            seq += 1
-        self._fresh_bytes -= size
-        self._batch_admitted = self._fresh_admitted
-        if not fresh:
-            self._fresh_admitted = _NO_LIMIT
-        return run
+        """The next events after the cursor: from memory when just submitted, else from the outbox."""
+        batch, self._batch_admitted = self._fresh.take(self._cursor, _BATCH, self.payload_limit)
+        return batch
 
     async def _deliver(self, batch: list[StoredEvent]) -> None:
         for item in batch:
