@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,10 @@ class _Reply(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(_Reply)
+
+
+def _never() -> bool:
+    return False
 
 
 def server_supports(version: str | None) -> bool:
@@ -136,26 +140,42 @@ class FastIngest:
 
     async def add(self, item: StoredEvent) -> None:
         """Publish ``item`` in the open batch (starting one if needed); waits for window space."""
-        batch = self._open
-        if batch is not None and not self._window.holds(batch.token):
-            batch = self._open = None  # expired by the Publisher: start afresh after its rewind
-        first = batch is None
-        if batch is None:
-            batch = self._new_batch(item)
-        batch.sent += 1
-        op = _OP_START if first else _OP_APPEND
-        if not batch.unacked:
-            self._window.advance(batch.token)
-        batch.unacked.append(item)
-        ev = item.event
-        try:
-            await self._publish(ev, f"{batch.prefix}{batch.sent}.{op}.$FI")
-        except Exception as exc:
-            self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
-            return
-        window = self._window
-        while (not batch.started or len(batch.unacked) >= self._limit) and window.holds(batch.token):
-            await window.changed()
+        await self.add_run([item], 0, (), _never)
+
+    async def add_run(
+        self, items: Sequence[StoredEvent], start: int, tracked: Collection[int], interrupted: Callable[[], bool]
+    ) -> int:
+        """Publish ``items[start:]`` in order, as far as :meth:`takes` them, in the open batch (starting
+        batches as needed), waiting for window space; stops before an item once ``interrupted()`` is
+        true. Returns how many were taken (at least one: ``items[start]`` is taken whatever)."""
+        window, nc = self._window, self._nc
+        for n, item in enumerate(items[start:]):
+            if n and (interrupted() or not self.takes(item, tracked)):
+                return n
+            batch = self._open
+            op = _OP_APPEND
+            if batch is None or not window.holds(batch.token):  # none, or expired by the Publisher's rewind
+                batch, op = self._new_batch(item), _OP_START
+            batch.sent += 1
+            if not batch.unacked:
+                window.advance(batch.token)
+            batch.unacked.append(item)
+            ev = item.event
+            reply = f"{batch.prefix}{batch.sent}.{op}.$FI"
+            try:
+                if not self._queue(ev, reply):
+                    await nc.publish(ev.subject, ev.data, reply=reply, headers=ev.headers())
+                elif 0 < nc._max_pending_size < nc._pending_data_size:
+                    await nc._flush_pending(force_flush=True)
+            except Exception as exc:
+                self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
+                return n + 1
+            if not batch.started or len(batch.unacked) >= self._limit:
+                await self._kick()
+                while (not batch.started or len(batch.unacked) >= self._limit) and window.holds(batch.token):
+                    await window.changed()
+        await self._kick()
+        return len(items) - start
 
     async def commit(self) -> None:
         """End the open batch (its final PubAck then acknowledges the rest); no-op when none is open."""
@@ -167,27 +187,26 @@ class FastIngest:
         except Exception as exc:
             self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
 
-    async def _publish(self, ev: Event, reply: str) -> None:
-        """``nc.publish`` with the HPUB frame built here: our subjects, reply subjects and header values
-        are already valid (no white space, no CR/LF), so nats-py's per-message checks and header
-        encoding are skipped while connected (they cost as much as the rest of the path). The frame
-        goes straight into nats-py's pending buffer (what its ``_send_command`` does), one bytes
-        formatting per line. Falls back to ``nc.publish`` when the connection is not up or nats-py's
-        internals are not as expected.
-        """
+    def _queue(self, ev: Event, reply: str) -> bool:
+        """Put the HPUB frame of ``ev`` in nats-py's pending buffer (what its ``_send_command`` does);
+        False, nothing done, when the connection is not up or nats-py's internals are not as expected
+        (then ``nc.publish`` sends it). Our subjects, reply subjects and header values are already
+        valid (no white space, no CR/LF), so nats-py's per-message checks and header encoding, which
+        cost as much as the rest of the path, are skipped."""
         nc = self._nc
         pending = getattr(nc, "_pending", None)
         if not isinstance(pending, list) or not nc.is_connected:
-            await nc.publish(ev.subject, ev.data, reply=reply, headers=ev.headers())
-            return
+            return False
         frame = self._frame(ev, reply)
         pending.append(frame)
         nc._pending_data_size += len(frame)
-        if nc._max_pending_size > 0 and nc._pending_data_size > nc._max_pending_size:
-            await nc._flush_pending(force_flush=True)
-            return
-        queue = nc._flush_queue
-        if queue is not None and queue.empty():
+        return True
+
+    async def _kick(self) -> None:
+        """Have nats-py's flusher write the pending buffer when the loop next runs it."""
+        nc = self._nc
+        queue = getattr(nc, "_flush_queue", None)
+        if queue is not None and queue.empty() and nc.is_connected:
             await nc._flush_pending()
 
     def _frame(self, ev: Event, reply: str) -> bytes:

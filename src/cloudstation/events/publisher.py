@@ -88,7 +88,7 @@ class Publisher:
         self._known_max_payload: int | None = None
         # Events this process just journaled, handed to the delivery loop without reading them back.
         self._fresh = HandOver(outbox)
-        self._batch_admitted = 0  # the max_payload the batch being delivered passes the door under (0: unknown)
+        self._batch_admitted = 0  # the batch being delivered passes the door under this max_payload (0: unknown)
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -275,7 +275,9 @@ class Publisher:
         return batch
 
     async def _deliver(self, batch: list[StoredEvent]) -> None:
-        for item in batch:
+        for k, item in enumerate(batch):
+            if item.seq <= self._cursor:
+                continue  # taken by a run of log lines
             if self._ledger.rewind_from is not None or self._closing:
                 return
             if self._ledger.skips(item):
@@ -290,17 +292,22 @@ class Publisher:
                     return
                 await self._publish_barrier(item)
             elif self._fast is not None and self._fast.takes(item, self._ledger.tracked):
-                # The door again (a poison row left in the outbox is set aside), unless the row was
-                # admitted by this process under a max_payload no larger than the server's now.
-                if 0 < self._batch_admitted <= self._conn.nc.max_payload or not self._refused(item):
+                # The door again (a poison row is set aside) unless the batch is known to pass: then in runs.
+                if not self._ledger.parked and 0 < self._batch_admitted <= self._conn.nc.max_payload:
+                    taken = await self._fast.add_run(batch, k, self._ledger.tracked, self._interrupted)
+                    self._cursor = batch[k + taken - 1].seq
+                elif not self._refused(item):
                     await self._fast.add(item)
             else:
                 await self._window.wait_for_slot()
                 if self._ledger.rewind_from is not None:
                     return
                 await self._send(item, None)
-            self._cursor = item.seq
+            self._cursor = max(self._cursor, item.seq)
             self._ledger.flush_removals(when_due=True)
+
+    def _interrupted(self) -> bool:
+        return self._ledger.rewind_from is not None or self._closing or not self._conn.is_connected
 
     async def _publish_barrier(self, item: StoredEvent) -> None:
         fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
