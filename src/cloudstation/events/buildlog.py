@@ -254,16 +254,18 @@ class BuildLog:
             self._hold()
             return
         batch, self._buffer = self._buffer, []
-        try:
-            self._sink.submit(batch)
-        except OutboxFullError as exc:
-            if self._full is None:
-                log.warning("%s; log lines are held in memory and journaled when there is room", exc)
-            self._full = exc
-            self._retry_at = time.monotonic() + _FULL_RETRY
-            self._buffer = batch
-            self._hold()
-            return
+        # At most _SPILL_LINES rows per transaction: when the disk fills, what fitted is kept.
+        for start in range(0, len(batch), _SPILL_LINES):
+            try:
+                self._sink.submit(batch[start : start + _SPILL_LINES])
+            except OutboxFullError as exc:
+                if self._full is None:
+                    log.warning("%s; log lines are held in memory and journaled when there is room", exc)
+                self._full = exc
+                self._retry_at = time.monotonic() + _FULL_RETRY
+                self._buffer = batch[start:]
+                self._hold()
+                return
         if self._full is not None:
             log.warning("the outbox has room again: the held log lines are journaled")
             self._full = None
