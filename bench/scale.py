@@ -19,7 +19,8 @@ pipelined with ``CS_FAST_INGEST=off``), on a fresh server whose stream was made 
 Goal (reported, never asserted): aggregate lines/s at K = 32 at least 0.8x the K = 1 figure, per mode.
 ``--plot PATH`` writes a PNG (lines/s and lifecycle p99 against K, one line per mode; matplotlib).
 
-``python -m bench.scale [--ks 1,8,32,64] [--lines 5000] [--modes fast,pipelined] [--plot P] [--json]``.
+``python -m bench.scale [--ks 1,8,32,64] [--lines 5000] [--modes fast,pipelined] [--publish-timeout 5s]
+[--plot P] [--json]``.
 """
 
 from __future__ import annotations
@@ -119,7 +120,9 @@ async def _stored(url: str) -> int:
         await nc.close()
 
 
-async def _point(cs: Path, mode: str, k: int, lines: int, tmp: Path, point_timeout: float) -> Point:
+async def _point(
+    cs: Path, mode: str, k: int, lines: int, tmp: Path, point_timeout: float, publish_timeout: str = "5s"
+) -> Point:
     python = interpreter_of(cs)
     with BenchServer(tmp / f"server-{mode}-{k}") as server:
         assert server.proc is not None
@@ -131,6 +134,7 @@ async def _point(cs: Path, mode: str, k: int, lines: int, tmp: Path, point_timeo
                 "NATS_SERVERS": server.url,
                 "CS_FAST_INGEST": "auto" if mode == "fast" else "off",
                 "CS_DELIVERY_TIMEOUT": "1800s",
+                "NATS_PUBLISH_TIMEOUT": publish_timeout,
             }
         )
         setup = await asyncio.create_subprocess_exec(
@@ -231,13 +235,14 @@ def run(
     plot: Path | None = None,
     cs: Path | None = None,
     point_timeout: float = 300.0,
+    publish_timeout: str = "5s",
 ) -> BenchResult:
     cs_path = cs or default_cs()
     points: list[Point] = []
     with tempfile.TemporaryDirectory(prefix="cs-bench-scale-") as tmp:
         for k in ks:
             for mode in modes:
-                points.append(asyncio.run(_point(cs_path, mode, k, lines, Path(tmp), point_timeout)))
+                points.append(asyncio.run(_point(cs_path, mode, k, lines, Path(tmp), point_timeout, publish_timeout)))
     if plot is not None:
         _plot(points, plot)
     series: dict[str, Summary] = {}
@@ -318,6 +323,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", default=",".join(MODES), help="fast,pipelined (default both)")
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG figure here")
     parser.add_argument("--point-timeout", type=float, default=300.0, help="stop a point after this many s")
+    parser.add_argument(
+        "--publish-timeout", default="5s", help="NATS_PUBLISH_TIMEOUT of every cs (5s; shorter: a slower machine)"
+    )
     parser.add_argument("--cs", type=Path, default=None, help="the cs script (default: next to this interpreter)")
     add_common_args(parser)
     args = parser.parse_args(argv)
@@ -325,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     modes = tuple(m for m in args.modes.split(",") if m)
     if not ks or min(ks) < 1 or args.lines < 1 or not set(modes) <= set(MODES) or not modes:
         parser.error("--ks must be positive integers, --lines >= 1, --modes a subset of fast,pipelined")
-    emit([run(ks, args.lines, modes, args.plot, args.cs, args.point_timeout)], args.json)
+    emit([run(ks, args.lines, modes, args.plot, args.cs, args.point_timeout, args.publish_timeout)], args.json)
 
 
 if __name__ == "__main__":

@@ -239,6 +239,16 @@ def test_every_module_says_what_it_owns() -> None:
     assert missing == []
 
 
+MAX_MODULE_LINES = 400  # a module a newcomer reads in one sitting; past it, split by what it owns
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = [
+        f"{p.relative_to(SRC)}: {n} lines" for p in MODULES if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert long == [], f"over {MAX_MODULE_LINES} lines (split it by what it owns): " + "; ".join(long)
+
+
 # --- the fence itself can fail: a small house on synthetic input ------------------------------------------------
 
 _TABLE = """\

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from cloudstation.redaction import MASK, Redactor, install_log_redaction, redact_query_token
+from cloudstation.redaction import MASK, Redactor, display_url, install_log_redaction, redact_query_token
 from cloudstation.sources.errors import redact
 
 
@@ -71,3 +71,9 @@ def test_backend_token_in_an_httpx_record_is_masked(caplog: pytest.LogCaptureFix
         httpx_log.info('HTTP Request: %s %s "%s"', "PUT", f"http://h/api?accessToken={canary}&x=1", "HTTP/1.1 200 OK")
     assert "accessToken=***&x=1" in caplog.text
     assert canary not in caplog.text
+
+
+def test_display_url_keeps_only_scheme_host_port_and_path() -> None:
+    assert display_url("https://user:pw-canary@h.example:8443/a/b?token=q-canary#f") == "https://h.example:8443/a/b"
+    assert display_url("http://[::1]:8080/health?k=v") == "http://[::1]:8080/health"
+    assert display_url("http://h:99999999/") == "<invalid url>"  # a port out of range is not echoed

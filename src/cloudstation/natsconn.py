@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudstation.errors import ConfigError
+from cloudstation.redaction import MASK
 
 DEFAULT_PUBLISH_TIMEOUT = 5.0
 DEFAULT_FLUSH_TIMEOUT = 5.0
@@ -59,7 +60,7 @@ class Secret:
         return self._value
 
     def __repr__(self) -> str:
-        return "Secret('***')"
+        return f"Secret({MASK!r})"
 
     __str__ = __repr__
 
@@ -94,7 +95,7 @@ def redact_url(url: str) -> str:
             authority_end = min(authority_end, pos)
     authority = rest[:authority_end]
     if "@" in authority:
-        rest = "***@" + authority.rsplit("@", 1)[1] + rest[authority_end:]
+        rest = MASK + "@" + authority.rsplit("@", 1)[1] + rest[authority_end:]
     return f"{scheme}{sep}{rest}"
 
 

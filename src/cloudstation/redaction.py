@@ -11,6 +11,8 @@ Build logs, error messages of the source fetchers and of the backend client, and
 - :func:`redact_query_token` and :func:`install_log_redaction`: the backend API takes its token as the
   ``accessToken`` query parameter and httpx logs every request URL at INFO, so a filter on the
   ``httpx`` and ``cloudstation.backend`` loggers masks any ``accessToken=<value>`` in a record.
+- :func:`display_url`: a URL as it may be printed (no credentials, query or fragment: a presigned
+  download's signature and a health check's token live there).
 
 Imports nothing of ours: every room may use it.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 MIN_SECRET_LEN = 4
 MASK = "***"
@@ -112,3 +115,17 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, QueryTokenFilter) for existing in logger.filters):
             logger.addFilter(QueryTokenFilter())
+
+
+def display_url(url: str) -> str:
+    """``url`` without credentials, query or fragment (they may hold secrets): safe to print."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<invalid url>"
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

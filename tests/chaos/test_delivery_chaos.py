@@ -1,6 +1,9 @@
-"""Delivery under failure: servers SIGKILLed and restarted, the cs process SIGKILLed, a cluster leader lost.
+"""Delivery under failure, in both modes (log lines as fast-ingest batches, and pipelined).
 
-Every scenario ends by reading the stream back and asserting each event is stored exactly once.
+A server SIGKILLed twice mid-publish; ``cs events publish`` SIGKILLed mid-publish, then ``cs events
+flush``; ``cs stream`` SIGKILLed mid-batch, then ``cs events flush``; the stream leader of an R3 stream
+killed in a 3-node cluster. Each reads the stream back and checks that every journaled event is stored
+exactly once, in order, and that the intended path was really used.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ import signal
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
+import nats
 import pytest
 
 from cloudstation.events import contract as c
+from cloudstation.events.identity import DeploymentRef
+from cloudstation.events.jetstream import StreamSpec, setup_stream
 from cloudstation.events.outbox import Outbox
 from cloudstation.events.publisher import Publisher
 from cloudstation.natsconn import settings_from_env
@@ -24,31 +31,18 @@ from tests.streamread import StoredMsg, read_stream, read_stream_async, stream_c
 
 pytestmark = pytest.mark.slow
 
+MODES = ["fast", "pipelined"]
+
 
 def deployment_events(dep: str, job: int, logs: int) -> list[c.Event]:
     """IN_PROGRESS, ``logs`` log lines, succeeded, log end: one deployment's events in order."""
-    evs = [
-        c.make_event(c.EventKind.STATUS_CHANGED, c.StatusChanged(job_id=job, status="IN_PROGRESS"), deployment_id=dep)
-    ]
+    ref = DeploymentRef(dep, job, service_id="svc", team_id="t", user_id="u", owner_id="o")
+    evs = [ref.status_changed("IN_PROGRESS")]
     for i in range(1, logs + 1):
-        line = c.BuildLog(
-            deployment_id=dep,
-            job_id=job,
-            service_id="svc",
-            owner_id="o",
-            log_output="stdout" if i % 3 else "stderr",
-            content=f"line {i} of {dep}\n",
-            timestamp=1_700_000_000_000 + i,
-            sequence=i,
-            phase="build",
-        )
+        output: c.LogOutput = "stdout" if i % 3 else "stderr"
+        line = ref.log_line(output, f"line {i} of {dep}\n", timestamp=1_700_000_000_000 + i, sequence=i, phase="build")
         evs.append(c.make_event(c.EventKind.BUILD_LOG, line))
-    result = c.DeploymentResult(
-        job_id=job, type="git_repo", deployment_id=dep, service_id="svc", team_id="t", user_id="u", owner_id="o"
-    )
-    evs.append(c.make_event(c.EventKind.SUCCEEDED, result))
-    evs.append(c.make_event(c.EventKind.BUILD_LOG_END, c.BuildLogEnd(deployment_id=dep, job_id=job, status="success")))
-    return evs
+    return [*evs, ref.outcome(True), ref.log_end("success")]
 
 
 def interleave(groups: list[list[c.Event]], chunk: int) -> list[c.Event]:
@@ -79,26 +73,36 @@ def assert_exactly_once_in_order(stored: list[StoredMsg], sent: list[c.Event]) -
         assert min(logs) > barriers[0] and max(logs) < barriers[-2], f"log line outside its deployment for {dep}"
 
 
-async def _setup_stream(servers: str, replicas: int = 1) -> None:
-    import nats
+def mode_env(mode: str) -> dict[str, str]:
+    return {"CS_FAST_INGEST": "auto" if mode == "fast" else "off"}
 
-    from cloudstation.events.jetstream import StreamSpec, setup_stream
 
+async def make_stream(servers: str, mode: str, replicas: int = 1) -> None:
     nc = await nats.connect(servers.split(","))
     try:
-        await setup_stream(nc.jetstream(), StreamSpec("CLOUDSTATION", c.stream_subjects(""), replicas=replicas))
+        spec = StreamSpec("CLOUDSTATION", c.stream_subjects(""), replicas=replicas, allow_batched=mode == "fast")
+        res = await setup_stream(nc.jetstream(), spec)
+        assert res.allow_batched == (mode == "fast")
     finally:
         await nc.close()
 
 
-def test_scenario_5_ten_thousand_events_while_the_server_is_sigkilled_twice(tmp_path: Path) -> None:
+def assert_mode_used(pub: Publisher, mode: str) -> None:
+    if mode == "fast":
+        assert pub._fast is not None and pub._fast.enabled and pub._fast.batches > 0
+    else:
+        assert pub._fast is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_server_sigkilled_twice_mid_batch(tmp_path: Path, mode: str) -> None:
     server = NatsServer(tmp_path / "n").start()
     sent = interleave([deployment_events(f"dep-{d}", d, 497) for d in range(20)], chunk=50)
-    assert len(sent) == 10_000
 
     async def scenario() -> None:
-        await _setup_stream(server.url)
-        settings = settings_from_env({"NATS_SERVERS": server.url, "NATS_PUBLISH_TIMEOUT": "1s"})
+        await make_stream(server.url, mode)
+        env = {"NATS_SERVERS": server.url, "NATS_PUBLISH_TIMEOUT": "1s", **mode_env(mode)}
+        settings = settings_from_env(env)
         assert settings is not None
         with Outbox(tmp_path / "state") as outbox:
             pub = Publisher(settings, outbox, window=256)
@@ -113,6 +117,7 @@ def test_scenario_5_ten_thousand_events_while_the_server_is_sigkilled_twice(tmp_
                 await asyncio.sleep(1.0)
                 await asyncio.to_thread(server.start)
             assert await pub.wait(timeout=120), f"{pub.undelivered} events still undelivered"
+            assert_mode_used(pub, mode)
             report = await pub.close()
             assert report.complete and report.errors == []
             assert outbox.count(mine=False) == 0
@@ -124,16 +129,19 @@ def test_scenario_5_ten_thousand_events_while_the_server_is_sigkilled_twice(tmp_
         server.kill()
 
 
-def test_scenario_6_cs_sigkilled_mid_publish_then_flush_delivers_the_rest_once(cs: CsRunner, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_cs_events_publish_sigkilled_mid_publish_then_flush_delivers_the_rest_once(
+    cs: CsRunner, tmp_path: Path, mode: str
+) -> None:
     server = NatsServer(tmp_path / "n").start()
     try:
-        asyncio.run(_setup_stream(server.url))
+        asyncio.run(make_stream(server.url, mode))
         sent = interleave([deployment_events(f"dep-{d}", d, 4997) for d in range(4)], chunk=100)
         batch = tmp_path / "batch.jsonl"
         with batch.open("w") as fh:
             for ev in sent:
                 fh.write(json.dumps({"kind": ev.kind.value, "data": json.loads(ev.data)}) + "\n")
-        env = {"NATS_SERVERS": server.url}
+        env = {"NATS_SERVERS": server.url, **mode_env(mode)}
         proc = cs.popen("events", "publish", "--batch", str(batch), "--json", env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and stream_count(server.url) < 200:
@@ -158,13 +166,78 @@ def test_scenario_6_cs_sigkilled_mid_publish_then_flush_delivers_the_rest_once(c
         server.kill()
 
 
-def test_scenario_7_cluster_stream_leader_killed_mid_publish(tmp_path: Path) -> None:
+class _Tap:
+    """Counts log messages that carried a fast-ingest reply subject."""
+
+    def __init__(self) -> None:
+        self.fast = 0
+        self.nc: Any = None
+
+    async def start(self, url: str) -> None:
+        self.nc = await nats.connect(url)
+
+        async def cb(msg: Any) -> None:
+            if msg.reply.endswith(".$FI"):
+                self.fast += 1
+
+        await self.nc.subscribe("build.log.>", cb=cb)
+        await self.nc.flush()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cs_stream_sigkilled_mid_batch_then_flush_delivers_every_journaled_line_once(
+    cs: CsRunner, tmp_path: Path, mode: str
+) -> None:
+    server = NatsServer(tmp_path / "n").start()
+    env = {"NATS_SERVERS": server.url, **mode_env(mode)}
+    child = "import sys\nfor i in range(60000): sys.stdout.write(f'line {i:07d}\\n')\n"
+    try:
+        asyncio.run(make_stream(server.url, mode))
+
+        async def run() -> int:
+            tap = _Tap()
+            await tap.start(server.url)
+            proc = await asyncio.to_thread(
+                cs.popen, "stream", "--deployment-id", "kill", "--job-id", "1", "--end", "--quiet", "--",
+                "python3", "-c", child, env=env,
+            )  # fmt: skip
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and await asyncio.to_thread(stream_count, server.url) < 3000:
+                await asyncio.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(proc.wait)
+            await tap.nc.flush()
+            await tap.nc.close()
+            return tap.fast
+
+        fast_replies = asyncio.run(run())
+        assert (fast_replies > 0) == (mode == "fast")
+        before = read_stream(server.url)
+        assert 0 < len(before) < 60_000, "the process finished before it could be killed"
+        pending = json.loads(cs("events", "pending", "--json").stdout)
+        assert pending and all(not p["owner_alive"] for p in pending)
+        journaled = [m.msg_id for m in before] + [p["msg_id"] for p in pending]
+
+        res = cs("events", "flush", env={**env, "CS_DELIVERY_TIMEOUT": "300s"}, timeout=400)
+        assert res.returncode == 0, res.stderr
+        after = read_stream(server.url)
+        ids = [m.msg_id for m in after]
+        assert len(ids) == len(set(ids)), "a line is stored twice"
+        assert set(ids) == set(journaled), "a journaled line is missing, or an unknown one appeared"
+        lines = [json.loads(m.data)["content"] for m in after if m.subject == "build.log.kill"]
+        # the lines the killed process had read and journaled: a prefix of the output, in order
+        assert lines == [f"line {i:07d}\n" for i in range(len(lines))]
+        assert cs("events", "pending", "--json").stdout.strip() == "[]"
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cluster_stream_leader_killed_mid_batch(tmp_path: Path, mode: str) -> None:
     cluster = NatsCluster(tmp_path / "c").start()
     sent = interleave([deployment_events(f"dep-{d}", d, 597) for d in range(5)], chunk=40)
 
     async def leader() -> str:
-        import nats
-
         nc = await nats.connect(cluster.urls.split(","))
         try:
             info = await nc.jetstream().stream_info("CLOUDSTATION")
@@ -176,14 +249,15 @@ def test_scenario_7_cluster_stream_leader_killed_mid_publish(tmp_path: Path) -> 
     async def scenario() -> str:
         for _ in range(100):  # the meta leader is elected a moment after start
             try:
-                await _setup_stream(cluster.urls, replicas=3)
+                await make_stream(cluster.urls, mode, replicas=3)
                 break
             except Exception:
                 await asyncio.sleep(0.2)
         else:
             pytest.fail("the cluster never accepted the stream")
         name = await leader()
-        settings = settings_from_env({"NATS_SERVERS": cluster.urls, "NATS_PUBLISH_TIMEOUT": "2s"})
+        env = {"NATS_SERVERS": cluster.urls, "NATS_PUBLISH_TIMEOUT": "2s", **mode_env(mode)}
+        settings = settings_from_env(env)
         assert settings is not None
         with Outbox(tmp_path / "state") as outbox:
             pub = Publisher(settings, outbox, window=256)
@@ -194,6 +268,7 @@ def test_scenario_7_cluster_stream_leader_killed_mid_publish(tmp_path: Path) -> 
             victim = next(n for n in cluster.nodes if n.name == name)
             await asyncio.to_thread(victim.kill)
             assert await pub.wait(timeout=120), f"{pub.undelivered} undelivered"
+            assert_mode_used(pub, mode)
             report = await pub.close()
             assert report.complete, (report, pub.delivered, pub.undelivered, len(sent))
         survivors = ",".join(n.url for n in cluster.nodes if n.running)

@@ -24,6 +24,7 @@ import pytest
 from tests.backend.recording_backend import closed_port_url
 from tests.conftest import CsRunner
 from tests.natsserver import NatsServer
+from tests.proctools import alive
 from tests.streamread import read_stream
 
 pytestmark = pytest.mark.slow
@@ -233,20 +234,12 @@ STUBBORN = "trap '' TERM; (exec sleep 271) & echo $! > {pid}; echo started; wait
 LEADER_DIES = "(trap '' TERM; exec sleep 271) & echo $! > {pid}; echo started; wait"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
-
-
 def _signal_twice_and_wait(proc: subprocess.Popen[str], pid_file: Path) -> tuple[int, str]:
     deadline = time.monotonic() + 60
     while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
     grandchild = int(pid_file.read_text())
-    assert _alive(grandchild)
+    assert alive(grandchild)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)  # inside the 2 s grace
     proc.send_signal(signal.SIGTERM)
@@ -256,10 +249,10 @@ def _signal_twice_and_wait(proc: subprocess.Popen[str], pid_file: Path) -> tuple
         if proc.poll() is None:
             proc.kill()
     deadline = time.monotonic() + 5
-    while _alive(grandchild) and time.monotonic() < deadline:
+    while alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
-        if _alive(grandchild):
+        if alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
             raise AssertionError("the build's grandchild was orphaned")
     return proc.returncode, err

@@ -22,28 +22,9 @@ from cloudstation.events.publisher import Publisher
 from cloudstation.natsconn import settings_from_env
 from tests.chaos.test_delivery_chaos import assert_exactly_once_in_order, deployment_events, interleave
 from tests.conftest import CsRunner
+from tests.events.samples import log_lines
 from tests.natsserver import NatsServer
 from tests.streamread import read_stream_async
-
-
-def log_lines(dep: str, n: int, start: int = 1) -> list[c.Event]:
-    return [
-        c.make_event(
-            c.EventKind.BUILD_LOG,
-            c.BuildLog(
-                deployment_id=dep,
-                job_id=1,
-                service_id="svc",
-                owner_id="o",
-                log_output="stdout",
-                content=f"line {i}\n",
-                timestamp=1_700_000_000_000 + i,
-                sequence=i,
-                phase="build",
-            ),
-        )
-        for i in range(start, start + n)
-    ]
 
 
 async def make_stream(url: str, *, allow_batched: bool | None = None) -> bool:

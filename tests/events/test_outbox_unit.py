@@ -14,6 +14,7 @@ import pytest
 from cloudstation.errors import OutboxError
 from cloudstation.events import contract as c
 from cloudstation.events.outbox import OUTBOX_FILENAME, Outbox
+from tests.events.samples import log_lines
 
 
 def status(dep: str, job: int = 1) -> c.Event:
@@ -23,22 +24,11 @@ def status(dep: str, job: int = 1) -> c.Event:
 
 
 def line(dep: str, i: int) -> c.Event:
-    payload = c.BuildLog(
-        deployment_id=dep,
-        job_id=1,
-        service_id="svc",
-        owner_id="o",
-        log_output="stdout",
-        content=f"line {i}\n",
-        timestamp=1_700_000_000_000 + i,
-        sequence=i,
-        phase="build",
-    )
-    return c.make_event(c.EventKind.BUILD_LOG, payload)
+    return log_lines(dep, 1, start=i)[0]
 
 
 def lines(dep: str, n: int) -> list[c.Event]:
-    return [line(dep, i) for i in range(1, n + 1)]
+    return log_lines(dep, n)
 
 
 def test_append_then_next_batch_returns_the_events_unchanged_in_order_after_the_cursor(tmp_path: Path) -> None:

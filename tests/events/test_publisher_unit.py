@@ -1,5 +1,6 @@
 """The Publisher in-process against a real nats-server: rewind after missing PubAcks, parking on a
-definite refusal, barriers. The stream is read back (``tests/streamread.py``) as the ground truth.
+definite refusal, barriers; and its ack window's size under PubAck timeouts. The stream is read back
+(``tests/streamread.py``) as the ground truth.
 
 Faults are made real, never mocked: a paused server (SIGSTOP) answers nothing; a subject that no stream
 covers but a plain subscriber listens to gets no PubAck (a stream added later stores the resend); a
@@ -24,9 +25,9 @@ import pytest
 
 from cloudstation.errors import DeliveryError
 from cloudstation.events import contract as c
-from cloudstation.events.ackwindow import Ack
+from cloudstation.events.ackwindow import Ack, AckWindow
 from cloudstation.events.jetstream import StreamSpec, setup_stream
-from cloudstation.events.outbox import Outbox
+from cloudstation.events.outbox import Outbox, StoredEvent
 from cloudstation.events.publisher import Publisher
 from cloudstation.natsconn import NatsSettings, settings_from_env
 from tests.events.test_outbox_unit import line, status
@@ -232,6 +233,63 @@ async def test_a_barrier_is_stored_after_everything_before_it_and_before_everyth
             report = await pub.close(timeout=5)
         assert report.complete and report.errors == []
     assert await stored_ids(nats_server.url) == [e.msg_id for e in evs]
+
+
+# -- the ack window ----------------------------------------------------------------------------------
+
+
+class Recorder:
+    """The window's outcomes, as a list each."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+        self.retried: list[int] = []
+        self.refused: list[int] = []
+
+    def stored(self, item: StoredEvent, ack: Ack | None) -> None:
+        self.acked.append(item.seq)
+
+    def retry_from(self, item: StoredEvent, reason: str) -> None:
+        self.retried.append(item.seq)
+
+    def set_aside(self, item: StoredEvent, reason: str) -> None:
+        self.refused.append(item.seq)
+
+
+async def test_a_pubacks_timeout_halves_the_window_once_and_a_window_of_pubacks_doubles_it_back(
+    nats_server: NatsServer,
+) -> None:
+    # catches: processes sharing a slow server each keeping a full window queued there past the timeout and
+    # resending all of it at every timeout (issue 12: the pipelined path collapsed at K = 64); a window halved
+    # once per expired message instead of once per episode; a window that never grows back; a late answer to
+    # an expired send counted as an ack
+    await cover(nats_server.url, ALL)
+    nc = await nats.connect(nats_server.url)
+    rec = Recorder()
+    window = AckWindow(rec, size=64, timeout=0.5, describe=str)
+    await window.attach(nc)
+    watch = asyncio.create_task(window.watch())
+    items = [StoredEvent(i, line("d", i), 0.0, 0) for i in range(1, 65)]
+    assert nats_server.proc is not None
+    try:
+        os.kill(nats_server.proc.pid, signal.SIGSTOP)
+        try:
+            for item in items:
+                assert await window.send(item, None)
+            await window.settle()  # every entry timed out: nothing was answered
+        finally:
+            os.kill(nats_server.proc.pid, signal.SIGCONT)
+        assert rec.retried and rec.acked == []
+        assert (window.size, window.limit) == (32, 64)
+        for item in items:  # the resend, as the Publisher's rewind does it: at most `size` in flight
+            await window.wait_for_slot()
+            assert await window.send(item, None)
+        await window.settle()
+        assert sorted(rec.acked) == [i.seq for i in items]  # once each: late answers to expired sends ignored
+        assert window.size == 64
+    finally:
+        watch.cancel()
+        await nc.close()
 
 
 # -- the hand-over of just-journaled rows ------------------------------------------------------------

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 from cloudstation.processes.stopping import kill_group, stop_group
+from tests.proctools import alive
 
 # A grandchild in the leader's process group that ignores SIGTERM, and says so once it does.
 _GRANDCHILD = (
@@ -26,15 +26,6 @@ def _leader(on_term: str) -> str:
     )
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its parent to reap it counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 async def _start(on_term: str) -> tuple[asyncio.subprocess.Process, int]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _leader(on_term), stdout=asyncio.subprocess.PIPE, start_new_session=True
@@ -48,7 +39,7 @@ async def _start(on_term: str) -> tuple[asyncio.subprocess.Process, int]:
 
 async def _gone(pid: int) -> bool:
     for _ in range(1000):
-        if not _alive(pid):
+        if not alive(pid):
             return True
         await asyncio.sleep(0.01)
     return False

@@ -117,13 +117,13 @@ async def test_clones_branch_from_file_base_url_given_in_env(git_root: Path, tmp
     dest = await clone_repository("acme/web", "feature/x", tmp_path / "src", token=CANARY, env=env, runner=runner)
     assert (dest / "app.py").read_text() == "print('x')\n"
     assert not (dest / "README.md").exists()
-    argv, child_env = runner.calls[0]
+    argv, git_env = runner.calls[0]
     assert argv[-2:] == [f"file://{git_root}/acme/web.git", str(tmp_path / "src")]
     assert "clone" in argv and "--filter=blob:none" in argv and "--depth" not in argv
-    assert child_env["GIT_TERMINAL_PROMPT"] == "0"
-    assert child_env["CS_GIT_PASSWORD"] == CANARY  # only in the child's environment
-    assert "SECRET_OTHER" not in child_env
-    assert not await asyncio.to_thread(os.path.exists, child_env["GIT_ASKPASS"])  # helper removed
+    assert git_env["GIT_TERMINAL_PROMPT"] == "0"
+    assert git_env["CS_GIT_PASSWORD"] == CANARY  # only in the child's environment
+    assert "SECRET_OTHER" not in git_env
+    assert not await asyncio.to_thread(os.path.exists, git_env["GIT_ASKPASS"])  # helper removed
     assert_no_canary(runner)
 
 
@@ -176,7 +176,7 @@ def test_askpass_script_answers_from_the_child_environment() -> None:
         assert stat.S_IMODE(helper.script.stat().st_mode) == 0o700
         assert stat.S_IMODE(helper.script.parent.stat().st_mode) == 0o700
         assert CANARY not in helper.script.read_text()
-        env = {"PATH": os.environ["PATH"], **helper.child_env("x-token-auth", CANARY)}
+        env = {"PATH": os.environ["PATH"], **helper.askpass_env("x-token-auth", CANARY)}
         script = str(helper.script)
 
         def ask(prompt: str) -> bytes:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cloudstation.redaction import display_url
 from cloudstation.sources import (
     InvalidSourceError,
     SourceError,
@@ -20,7 +21,6 @@ from cloudstation.sources import (
     extract_tar_safely,
     fetch_upload,
 )
-from cloudstation.sources.upload import display_url
 
 from .sources_testkit import file_server
 

@@ -50,7 +50,7 @@ UPDATE_DEFAULTS: dict[str, Any] = {
     "stagger": "20s",
 }
 # The port of a deployment without networks, by builder (what the builder's images listen on by default).
-FRAMEWORK_PORTS = {"nixpacks": 3000, "railpack": 3000, "csdocker": 8000}
+BUILDER_DEFAULT_PORTS = {"nixpacks": 3000, "railpack": 3000, "csdocker": 8000}
 DEFAULT_WEB_PORT = 3000
 # Builders whose image already starts the app (the start command is theirs, not the job's args).
 START_COMMAND_BUILDERS = frozenset({"nixpacks", "railpack"})
@@ -109,7 +109,7 @@ def network_entry(port: NetworkPort) -> dict[str, Any]:
 
 def default_network(builder: str) -> NetworkPort:
     """The port of a deployment that has none (the builder's framework default): private, tcp check."""
-    port = FRAMEWORK_PORTS.get(builder, DEFAULT_WEB_PORT)
+    port = BUILDER_DEFAULT_PORTS.get(builder, DEFAULT_WEB_PORT)
     check = HealthCheck(type="tcp", path="/", interval=DEFAULT_CHECK_TIMING, timeout=DEFAULT_CHECK_TIMING, port=port)
     return NetworkPort(port_number=port, port_type="http", has_health_check="tcp", health_check=check)
 

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from cloudstation.redaction import MASK
+
 __all__ = [
     "BuildOptions",
     "ConfigFile",
@@ -36,7 +38,7 @@ __all__ = [
     "VaultLinkedSecretPath",
 ]
 
-_MASK = "'***'"
+_MASK = repr(MASK)
 
 
 class _Model(msgspec.Struct, frozen=True, kw_only=True, rename="camel", repr_omit_defaults=True):

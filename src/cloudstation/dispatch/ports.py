@@ -14,15 +14,13 @@ the expected JSON falls through to the next source, and the log says why.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import os
-import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cloudstation.processes.quiet import NO_ANSWER, NOT_FOUND, run_quietly
 
 DEFAULT_PORT = 3000
 INSPECT_TIMEOUT = 30.0
@@ -119,40 +117,24 @@ def framework_default_port(builder: str, source: Path | None) -> tuple[int, str]
 
 async def inspect_image(image: str, env: Mapping[str, str], timeout: float = INSPECT_TIMEOUT) -> tuple[str, str]:
     """``(output, problem)`` of ``docker image inspect <image>``; ``problem`` is ``""`` on success."""
-    argv = ["docker", "image", "inspect", image]
     inspect_env = {k: v for k, v in env.items() if not k.startswith("NOMAD_META_")}  # no params tokens
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+        code, out, _ = await run_quietly(
+            ["docker", "image", "inspect", image],
             env=inspect_env,
-            start_new_session=True,
+            timeout=timeout,
+            max_stdout=_MAX_INSPECT_OUTPUT,
+            stderr=False,
         )
     except OSError:
         return "", "docker is not available"
-    try:
-        async with asyncio.timeout(timeout):
-            assert proc.stdout is not None
-            out = await proc.stdout.read(_MAX_INSPECT_OUTPUT)
-            await proc.wait()
-    except TimeoutError:
-        _kill(proc.pid)
-        await proc.wait()
+    if code == NOT_FOUND:
+        return "", "docker is not available"
+    if code == NO_ANSWER:
         return "", f"docker image inspect gave no answer within {timeout:g}s"
-    except BaseException:
-        _kill(proc.pid)
-        await proc.wait()
-        raise
-    if proc.returncode != 0:
-        return "", f"docker image inspect exited with {proc.returncode}"
-    return out.decode("utf-8", "replace"), ""
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+    if code != 0:
+        return "", f"docker image inspect exited with {code}"
+    return out, ""
 
 
 async def detect_ports(

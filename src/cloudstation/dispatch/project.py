@@ -48,7 +48,7 @@ _APP_LINE = re.compile(r'app "[^"]+" \{')
 
 
 @dataclass(frozen=True)
-class Secret:
+class SecretSpec:
     """A secret attribute value: ``var.<name>`` in the written file, ``value`` in the model."""
 
     name: str
@@ -59,12 +59,12 @@ class Secret:
         return f"CS_DISPATCH_{self.name.upper()}"
 
 
-Spec: TypeAlias = str | int | float | bool | Secret | list["Spec"] | dict[str, "Spec"] | None
-"""An attribute as the dispatch writes it: a plain value, or a :class:`Secret` somewhere inside."""
+Spec: TypeAlias = str | int | float | bool | SecretSpec | list["Spec"] | dict[str, "Spec"] | None
+"""An attribute as the dispatch writes it: a plain value, or a :class:`SecretSpec` somewhere inside."""
 
 
 @dataclass(frozen=True)
-class RegistrySettings:
+class RegistryTarget:
     """Where a build is pushed, with the environment fallbacks applied.
 
     Each of ``build.registryUrl`` / ``registryNamespace`` / ``registryUsername`` / ``registryPassword``
@@ -80,13 +80,13 @@ class RegistrySettings:
     pack_token: str = field(default="", repr=False)
 
 
-def registry_settings(params: DeployParamsBase, env: Mapping[str, str]) -> RegistrySettings:
+def registry_settings(params: DeployParamsBase, env: Mapping[str, str]) -> RegistryTarget:
     build = params.build
 
     def pick(value: str, name: str) -> str:
         return value.strip() or env.get(name, "").strip()
 
-    return RegistrySettings(
+    return RegistryTarget(
         url=pick(build.registry_url, "REGISTRY_URL"),
         namespace=pick(build.registry_namespace, "REGISTRY_NAMESPACE"),
         username=pick(build.registry_username, "REGISTRY_USERNAME"),
@@ -95,7 +95,7 @@ def registry_settings(params: DeployParamsBase, env: Mapping[str, str]) -> Regis
     )
 
 
-def image_repository(params: DeployParamsBase, reg: RegistrySettings | None = None) -> str:
+def image_repository(params: DeployParamsBase, reg: RegistryTarget | None = None) -> str:
     """The image repository a build produces: ``[registryUrl/][namespace/]name`` (lower case)."""
     name = (params.image_name or params.job_id or APP).strip().lower()
     reg = reg if reg is not None else registry_settings(params, {})
@@ -149,13 +149,13 @@ class DispatchProject:
         self.dockerfile = dockerfile
         self.reg = registry_settings(params, env or {})
         self.build_env = {
-            key: Secret(f"build_env_{index}", value) for index, (key, value) in enumerate((build_env or {}).items())
+            key: SecretSpec(f"build_env_{index}", value) for index, (key, value) in enumerate((build_env or {}).items())
         }
 
     def render(self, builder: str, networks: Sequence[NetworkPort] = ()) -> Rendered:
         """The project built with ``builder``, deploying ``networks`` (domains allocated)."""
         blocks = self.blocks(builder, networks)
-        secrets: dict[str, Secret] = {secret.name: secret for secret in self.build_env.values()}
+        secrets: dict[str, SecretSpec] = {secret.name: secret for secret in self.build_env.values()}
         for _kind, _use, attributes in blocks:
             _collect(attributes, secrets)
         variables = [_variable_block(secret) for secret in secrets.values()]
@@ -177,7 +177,7 @@ class DispatchProject:
                 registry["registry"] = self.reg.url
             if self.reg.username or self.reg.password:
                 registry["username"] = self.reg.username
-                registry["password"] = Secret("registry_password", self.reg.password)
+                registry["password"] = SecretSpec("registry_password", self.reg.password)
             blocks.append((Step.REGISTRY, "docker", registry))
         deploy = params.deploy.strip() or DEFAULT_DEPLOY
         blocks.append((Step.DEPLOY, deploy, self._deploy_config(deploy, networks, builder)))
@@ -226,9 +226,9 @@ class DispatchProject:
                 if value:
                     config[key] = value
             if self.reg.pack_token:
-                config["registry_token"] = Secret("registry_token", self.reg.pack_token)
+                config["registry_token"] = SecretSpec("registry_token", self.reg.pack_token)
             if params.nomad_token:
-                config["nomad_token"] = Secret("nomad_token", params.nomad_token)
+                config["nomad_token"] = SecretSpec("nomad_token", params.nomad_token)
             return config
         if deploy == "process":
             config = {"start_cmd": params.build.start_command or params.command}
@@ -242,9 +242,9 @@ class DispatchProject:
 # ------------------------------------------------------------------------------- the model and the file
 
 
-def _collect(spec: Spec, found: dict[str, Secret]) -> None:
-    """Every :class:`Secret` in ``spec``, in writing order, into ``found``."""
-    if isinstance(spec, Secret):
+def _collect(spec: Spec, found: dict[str, SecretSpec]) -> None:
+    """Every :class:`SecretSpec` in ``spec``, in writing order, into ``found``."""
+    if isinstance(spec, SecretSpec):
         found.setdefault(spec.name, spec)
     elif isinstance(spec, dict):
         for item in spec.values():
@@ -256,7 +256,7 @@ def _collect(spec: Spec, found: dict[str, Secret]) -> None:
 
 def _data(spec: Spec) -> Data:
     """``spec`` as the file shows it: a secret is a reference to its variable."""
-    if isinstance(spec, Secret):
+    if isinstance(spec, SecretSpec):
         return Ref(f"var.{spec.name}")
     if isinstance(spec, dict):
         return {key: _data(item) for key, item in spec.items()}
@@ -267,7 +267,7 @@ def _data(spec: Spec) -> Data:
 
 def _value(spec: Spec) -> Value:
     """``spec`` as the model holds it: a secret is its value."""
-    if isinstance(spec, Secret):
+    if isinstance(spec, SecretSpec):
         return spec.value
     if isinstance(spec, dict):
         return {key: _value(item) for key, item in spec.items()}
@@ -276,7 +276,7 @@ def _value(spec: Spec) -> Value:
     return spec
 
 
-def _variable_block(secret: Secret) -> Block:
+def _variable_block(secret: SecretSpec) -> Block:
     attributes: dict[str, Data] = {"type": "string", "sensitive": True, "env": [secret.env_name], "default": ""}
     return Block("variable", (secret.name,), attributes)
 
@@ -303,7 +303,7 @@ def _model(
     file: str,
     app_path: str,
     blocks: list[tuple[Step, str, dict[str, Spec]]],
-    secrets: Mapping[str, Secret],
+    secrets: Mapping[str, SecretSpec],
     lines: Mapping[tuple[str, str], int],
 ) -> ProjectConfig:
     """What loading the written file gives, built from the blocks themselves."""
@@ -345,6 +345,6 @@ def _model(
 
 
 def _is_secret(spec: Spec) -> bool:
-    found: dict[str, Secret] = {}
+    found: dict[str, SecretSpec] = {}
     _collect(spec, found)
     return bool(found)

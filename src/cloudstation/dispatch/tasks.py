@@ -197,7 +197,7 @@ async def _deploy(ctx: TaskContext, project: ProjectConfig, registry: PluginRegi
 # -------------------------------------------------------------------------------------------- image
 
 
-def image_ref(params: DeployParamsBase) -> str:
+def requested_image(params: DeployParamsBase) -> str:
     """``imageName:imageTag`` (``imageName`` alone when it already has a tag or digest, or no tag is given)."""
     name = params.image_name.strip()
     tag = params.image_tag.strip()
@@ -210,7 +210,7 @@ def image_ref(params: DeployParamsBase) -> str:
 async def deploy_image(ctx: TaskContext, params: DeployImageParams) -> None:
     """``detect`` (only without networks) → domains + service update → deploy."""
     ctx.deployment_type = "image"
-    image = image_ref(params)
+    image = requested_image(params)
     networks = list(params.networks)
     if not networks:
         ctx.log.phase = "detect"

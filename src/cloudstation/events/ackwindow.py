@@ -12,6 +12,11 @@ outcome through :class:`Outcomes`:
   leader election?);
 - JetStream refusing the event for its size: refused for good (``set_aside``).
 
+The window's size adapts: a PubAck timeout means the server is behind, so the window is halved (once
+per episode, never below 16), and each full window of PubAcks doubles it back up to its limit. Processes
+sharing a slow server then slow down together instead of each keeping a full window queued there past
+the timeout and resending all of it (``docs/PERFORMANCE.md``, "The adaptive window").
+
 A barrier event carries a future, resolved with its :class:`Ack` or failed with the reason.
 Fast-ingest batches (:mod:`cloudstation.events.fastbatch`) keep one entry for a whole open batch
 through :meth:`AckWindow.open`, :meth:`AckWindow.advance` and :meth:`AckWindow.close`, so the
@@ -30,6 +35,8 @@ import msgspec
 
 from cloudstation.errors import DeliveryError
 from cloudstation.events.outbox import StoredEvent
+
+_MIN_WINDOW = 16
 
 
 class _PubAckWire(msgspec.Struct):
@@ -75,12 +82,16 @@ class Outcomes(Protocol):
 
 
 class AckWindow:
-    """At most ``size`` pipelined messages awaiting their PubAck (a barrier waits alone)."""
+    """At most ``size`` pipelined messages awaiting their PubAck (a barrier waits alone); ``size`` adapts
+    between 16 and ``limit``."""
 
     def __init__(
         self, outcomes: Outcomes, *, size: int, timeout: float, describe: Callable[[BaseException], str]
     ) -> None:
-        self.size = max(1, size)
+        self.limit = max(1, size)  # the most messages ever in flight
+        self.size = self.limit  # the current window: halved after a timeout, doubled back while all is acked
+        self._acks = 0  # PubAcks since the window last changed
+        self._shrunk_at = 0.0  # when a timeout last halved the window (monotonic)
         self.timeout = timeout  # the publish timeout: no answer within it is a failure
         self._outcomes = outcomes
         self._describe = describe
@@ -125,6 +136,18 @@ class AckWindow:
             self._retry(item, f"publish failed: {self._describe(exc)}")
             fail_barrier(barrier, DeliveryError("publish failed"))
             return False
+        return True
+
+    def send_now(self, item: StoredEvent, barrier: asyncio.Future[Ack], write: Callable[..., bool]) -> bool:
+        """:meth:`send` without awaiting anything: ``write(subject, reply, headers, data)`` puts the
+        message on the wire at once. False (nothing in flight) when ``write`` cannot."""
+        ev = item.event
+        self._token += 1
+        token = str(self._token)
+        if not write(ev.subject, self._inbox + token, ev.headers(), ev.data):
+            return False
+        self._table[token] = InFlight(item, time.monotonic(), barrier)
+        self._settled.clear()
         return True
 
     async def wait_for_slot(self) -> None:
@@ -220,6 +243,7 @@ class AckWindow:
             for token, entry in expired:
                 del self._table[token]
                 fail_barrier(entry.barrier, DeliveryError("PubAck timeout"))
+            self._shrink(expired[-1][1].sent_at, now)
             self._retry(expired[0][1].item, f"no PubAck within {timeout:g}s")
             self._after_removal()
 
@@ -255,9 +279,24 @@ class AckWindow:
             fail_barrier(entry.barrier, err)
             return
         ack = Ack(stream=resp.stream, seq=resp.seq, duplicate=resp.duplicate)
+        self._grow()
         self._outcomes.stored(item, ack)
         if entry.barrier is not None and not entry.barrier.done():
             entry.barrier.set_result(ack)
+
+    def _shrink(self, sent_at: float, now: float) -> None:
+        """A PubAck timeout: the server is behind. Halve the window, once per episode (what was sent
+        before the last halving times out for the same reason), so that K processes sharing a server do
+        not keep K full windows queued there past the timeout, all resent again and again."""
+        if sent_at > self._shrunk_at:
+            self.size, self._acks, self._shrunk_at = max(min(self.limit, _MIN_WINDOW), self.size // 2), 0, now
+
+    def _grow(self) -> None:
+        """A PubAck: after a whole window of them, double the window again (up to its limit)."""
+        if self.size < self.limit:
+            self._acks += 1
+            if self._acks >= self.size:
+                self.size, self._acks = min(self.limit, self.size * 2), 0
 
     def _retry(self, item: StoredEvent, reason: str) -> None:
         self._outcomes.retry_from(item, reason)

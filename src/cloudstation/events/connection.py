@@ -11,7 +11,7 @@ for its life (reconnects endless once connected); the admin commands (``cs nats 
 nats-py caveats this module works around:
 
 - a flush whose PING future is cancelled makes a later PONG kill nats-py's read loop, so
-  :meth:`Connection.flush` never lets nats-py time out or be cancelled (it shields the call);
+  :meth:`Connection.flush` never lets nats-py time out or be cancelled (it shields its own PONG future);
 - nats-py's endless initial-connect loop ignores cancellation, and after an untrusted TLS certificate
   its ``connect()`` waits forever: so each attempt is bounded and watched (a refused certificate or
   credentials ends it at once), and the reconnect limit is lifted only once connected.
@@ -167,18 +167,37 @@ class Connection:
             self.nc = None
         await self._connect()
 
-    async def flush(self) -> None:
-        """``flush()`` bounded by the flush timeout, without ever cancelling nats-py's PING future.
+    def publish_now(self, subject: str, reply: str, headers: dict[str, str], data: bytes) -> bool:
+        """Write one message to the socket now, not at nats-py's flusher task's next turn; False (nothing
+        written) unless connected with nats-py's pending buffer empty, so the byte order is the flusher's
+        (nats-py writes its PINGs the same way). Our subjects and header values hold no white space or
+        CR/LF (the door), so nats-py's per-message checks are not repeated."""
+        nc = self.nc
+        transport = getattr(nc, "_transport", None)
+        if transport is None or not nc.is_connected or getattr(nc, "_pending", True):
+            return False
+        try:
+            hdr = ("NATS/1.0\r\n" + "".join([f"{k}: {v}\r\n" for k, v in headers.items()]) + "\r\n").encode()
+            head = f"HPUB {subject} {reply} {len(hdr)} {len(hdr) + len(data)}\r\n".encode()
+            transport.write(b"".join((head, hdr, data, b"\r\n")))
+        except Exception:  # not as expected: the loop sends it through nc.publish instead
+            return False
+        return True
 
-        nats-py cancels that future when its own timeout fires (or its caller is cancelled), and a
-        PONG arriving later then kills the connection's read loop. So nats-py gets no timeout of
-        its own and is shielded from ours; a late PONG just completes a forgotten task.
-        """
-        task = asyncio.ensure_future(self.nc.flush(timeout=_NO_TIMEOUT))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+    async def flush(self) -> None:
+        """``flush()`` bounded by the flush timeout, never cancelling nats-py's PING future (a PONG for a
+        cancelled one kills nats-py's read loop): the PING goes with our own PONG future (as ``nc.flush``
+        sends it, minus a Task), shielded from our timeout. Fallback (nats-py's loops gone): ``nc.flush``."""
+        nc, pong = self.nc, asyncio.get_running_loop().create_future()
+        loops = (getattr(nc, "_reading_task", None), getattr(nc, "_flusher_task", None))
+        if hasattr(nc, "_send_ping") and all(t is not None and not t.done() for t in loops):
+            await nc._send_ping(pong)
+        else:
+            pong = asyncio.ensure_future(nc.flush(timeout=_NO_TIMEOUT))
+        self._flushes.add(pong)
+        pong.add_done_callback(self._flushes.discard)
         async with asyncio.timeout(self.settings.flush_timeout):
-            await asyncio.shield(task)
+            await asyncio.shield(pong)
 
     async def stream_covers(self, subject: str) -> bool:
         """Whether a JetStream stream covers ``subject``; True when JetStream cannot tell now.

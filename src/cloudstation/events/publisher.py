@@ -4,11 +4,12 @@ The task reads this process's outbox rows in sequence order and publishes them t
 (``events/connection.py``) and an ``AckWindow`` (``events/ackwindow.py``); a ``Ledger`` (``events/ledger.py``)
 records what became of each event, and this module decides what to send next from it:
 
-- ``build.log`` lines are pipelined: up to ``window`` messages in flight. Where the server and stream
-  allow it they go out as fast-ingest batches instead (``events/fastbatch.py``).
+- ``build.log`` lines are pipelined (up to ``window`` in flight), or fast-ingest batches (``fastbatch.py``).
 - Every other event is a *barrier*: it is published only after everything before it has been
   acknowledged, then alone: publish → PubAck → ``flush()`` bounded by the flush timeout (a flush
-  failure is a warning: the PubAck already proves the event is stored).
+  failure is a warning: the PubAck already proves the event is stored). When the loop is idle with
+  nothing unacknowledged, :meth:`Publisher.submit` writes the barrier to the socket itself, after the
+  door and the journal commit (:meth:`Publisher._send_early`); the loop then awaits its PubAck.
 - A row leaves the outbox only after its PubAck. A missing PubAck is ambiguous (the message may be
   stored), so the publisher rewinds to the oldest unacknowledged event and sends again with the same
   ``Nats-Msg-Id``; JetStream's duplicate window turns the repeats into no-ops.
@@ -89,6 +90,9 @@ class Publisher:
         # Events this process just journaled, handed to the delivery loop without reading them back.
         self._fresh = HandOver(outbox)
         self._batch_admitted = 0  # the batch being delivered passes the door under this max_payload (0: unknown)
+        # A barrier that submit() put on the wire itself (the loop was idle): its seq and PubAck future.
+        self._sent_early: tuple[int, asyncio.Future[Ack]] | None = None
+        self._idle_waiting = False  # the loop waits in _idle: nothing to send, nothing in flight
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -98,7 +102,7 @@ class Publisher:
     @property
     def window(self) -> int:
         """At most this many pipelined messages await their PubAck."""
-        return self._window.size
+        return self._window.limit
 
     @property
     def delivered(self) -> int:
@@ -142,6 +146,8 @@ class Publisher:
         self._fresh.put(seqs, events, limit)
         if track:
             self._ledger.tracked.update(seqs)
+        if len(seqs) == 1 and events[0].is_barrier:
+            self._send_early(StoredEvent(seqs[0], events[0], time.time(), 0))
         self._wake.set()
         return seqs
 
@@ -253,9 +259,11 @@ class Publisher:
             return
         self._wake.clear()
         self._progress.set()
+        self._idle_waiting = True
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.retry_parked_after):
                 await self._wake.wait()
+        self._idle_waiting = False
 
     async def _rewind(self, backoff: _Backoff) -> None:
         """Send everything again from the oldest event in doubt, once nothing is in flight."""
@@ -263,6 +271,7 @@ class Publisher:
         self._ledger.flush_removals()
         await self._classify_no_responders()
         assert self._ledger.rewind_from is not None
+        self._sent_early = None  # failed with the rest: sent again from the outbox
         self._cursor = self._ledger.rewind_from - 1
         self._ledger.rewind_from = None
         delay = backoff.next()
@@ -287,9 +296,10 @@ class Publisher:
                 await self._settle()
                 return  # the loop reconnects, rewinds if needed, and comes back here
             if item.event.is_barrier:
-                await self._settle()
-                if self._ledger.rewind_from is not None:
-                    return
+                if self._sent_early is None or self._sent_early[0] != item.seq:
+                    await self._settle()
+                    if self._ledger.rewind_from is not None:
+                        return
                 await self._publish_barrier(item)
             elif self._fast is not None and self._fast.takes(item, self._ledger.tracked):
                 # The door again (a poison row is set aside) unless the batch is known to pass: then in runs.
@@ -309,10 +319,37 @@ class Publisher:
     def _interrupted(self) -> bool:
         return self._ledger.rewind_from is not None or self._closing or not self._conn.is_connected
 
-    async def _publish_barrier(self, item: StoredEvent) -> None:
-        fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        if not await self._send(item, fut):
+    def _send_early(self, item: StoredEvent) -> None:
+        """Put a barrier on the wire from :meth:`submit` (door passed, row committed) if the loop is idle.
+
+        The barrier rule holds already then: nothing else of this process is unacknowledged, in flight
+        (the open fast-ingest batch is closed), parked or due for a rewind. The loop finds it next and
+        only awaits its PubAck (:meth:`_publish_barrier`); a failure rewinds it like any sent barrier.
+        Saves waking the loop and nats-py's flusher task before the message leaves (issue 12).
+
+        Why nothing weakens: the write follows the commit, as the loop's own send does. A crash before
+        the commit sends nothing (the caller never got the event back as journaled); after it, the row
+        is resent with its ``Nats-Msg-Id`` (de-duplicated). A full or read-only disk raises in
+        :meth:`submit` before this runs. The PubAck is read by the event loop, so only after
+        :meth:`submit` has returned with the row committed and the entry in the ack window.
+        """
+        ledger = self._ledger
+        if not (self._idle_waiting and ledger.undelivered == 1 and not len(self._window) and not ledger.parked):
             return
+        if ledger.rewind_from is not None or self._sent_early or self._closing or self.fatal:
+            return
+        fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        if self._window.send_now(item, fut, self._conn.publish_now):
+            self._sent_early = (item.seq, fut)
+
+    async def _publish_barrier(self, item: StoredEvent) -> None:
+        early, self._sent_early = self._sent_early, None
+        if early is not None and early[0] == item.seq:
+            fut = early[1]
+        else:
+            fut = asyncio.get_running_loop().create_future()
+            if not await self._send(item, fut):
+                return
         try:
             await fut
         except DeliveryError:

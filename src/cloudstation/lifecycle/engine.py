@@ -20,7 +20,17 @@ from typing import Any
 from cloudstation.config.model import App, ProjectConfig
 from cloudstation.errors import CsError, UsageError
 from cloudstation.events.buildlog import BuildLog
-from cloudstation.plugins.base import Artifact, Deployment, PluginContext, Status
+from cloudstation.plugins.base import (
+    Artifact,
+    Builder,
+    ComponentPlugin,
+    Deployment,
+    Platform,
+    PluginContext,
+    Registry,
+    ReleaseManager,
+    Status,
+)
 from cloudstation.plugins.registry import PluginRegistry
 from cloudstation.vocabulary import Step
 
@@ -79,7 +89,7 @@ class Lifecycle:
             raise UsageError(f"no app {name!r} in {self.project.file} (apps: {known})")
         return [self.project.apps[name]]
 
-    def plugins(self, app: App) -> dict[str, Any]:
+    def plugins(self, app: App) -> dict[Step, ComponentPlugin]:
         """Every plugin of ``app``, created and config-validated (ConfigError with file:line)."""
         return {block.kind: self.registry.create(block) for block in app.components()}
 
@@ -112,20 +122,7 @@ class Lifecycle:
             log.emit(f"==> {step}: {block.use}")
             started = time.monotonic()
             try:
-                plugin = plugins[step]
-                if step == "build":
-                    artifact = await plugin.build(ctx)
-                    result.artifact = artifact
-                elif step == "registry":
-                    assert artifact is not None
-                    artifact = await plugin.push(ctx, artifact)
-                    result.artifact = artifact
-                elif step == "deploy":
-                    assert artifact is not None
-                    result.deployment = await plugin.deploy(ctx, artifact)
-                else:
-                    assert result.deployment is not None, "release needs a deployment"
-                    await plugin.release(ctx, result.deployment)
+                artifact = await _perform(step, plugins[step], ctx, artifact, result)
                 phase.ok = True
             except asyncio.CancelledError:
                 phase.error = result.error = "stopped by a signal"
@@ -182,3 +179,24 @@ class Lifecycle:
             doc = json.loads(path.read_text())
             doc.pop("deployment", None)
             path.write_text(json.dumps(doc, indent=2))
+
+
+async def _perform(
+    step: Step, plugin: ComponentPlugin, ctx: PluginContext, artifact: Artifact | None, result: RunResult
+) -> Artifact | None:
+    """One step through the component interface the registry checked ``plugin`` has; the artifact after it."""
+    if step == Step.BUILD:
+        assert isinstance(plugin, Builder)
+        result.artifact = await plugin.build(ctx)
+        return result.artifact
+    if step == Step.REGISTRY:
+        assert isinstance(plugin, Registry) and artifact is not None
+        result.artifact = await plugin.push(ctx, artifact)
+        return result.artifact
+    if step == Step.DEPLOY:
+        assert isinstance(plugin, Platform) and artifact is not None
+        result.deployment = await plugin.deploy(ctx, artifact)
+        return artifact
+    assert isinstance(plugin, ReleaseManager) and result.deployment is not None, "release needs a deployment"
+    await plugin.release(ctx, result.deployment)
+    return artifact

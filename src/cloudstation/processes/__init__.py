@@ -7,6 +7,7 @@
 - :mod:`.signals`: SIGTERM/SIGINT during a run: the first cancels the running task once, more are
   ignored until the children are gone; the cancellation it caused ends quietly where the caller says.
 - :mod:`.environment`: the environment a child gets (never cs's own secrets, :data:`PRIVATE_ENV`).
+- :mod:`.quiet`: a probe whose output is data, not log: bounded in time, its process group killed.
 
 This room imports nothing of ours but :mod:`cloudstation.errors`: it knows nothing of events or logs.
 """

@@ -44,7 +44,7 @@ class AskpassHelper:
     def reset(self) -> None:
         self.marker.unlink(missing_ok=True)
 
-    def child_env(self, username: str, password: str) -> dict[str, str]:
+    def askpass_env(self, username: str, password: str) -> dict[str, str]:
         """The variables a git child needs so the helper answers, and git never prompts a terminal."""
         return {
             "GIT_ASKPASS": str(self.script),

@@ -129,7 +129,7 @@ async def clone_repository(
             job = _GitJob(
                 runner=runner if runner is not None else CollectingRunner(),
                 git=git,
-                env=_child_env(environment, askpass, provider_info.username, token),
+                env=_git_env(environment, askpass, provider_info.username, token),
                 repo=repo,
                 branch=branch,
                 token=token,
@@ -185,10 +185,10 @@ class _GitJob:
         return error_type(redact(message, [self.token]))
 
 
-def _child_env(environment: Mapping[str, str], askpass: AskpassHelper, username: str, token: str) -> dict[str, str]:
+def _git_env(environment: Mapping[str, str], askpass: AskpassHelper, username: str, token: str) -> dict[str, str]:
     child = {key: value for key, value in environment.items() if key in _INHERITED or key.startswith("LC_")}
     child.setdefault("PATH", os.defpath)
-    child.update(askpass.child_env(username, token))
+    child.update(askpass.askpass_env(username, token))
     return child
 
 

@@ -15,11 +15,11 @@ import re
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
-from cloudstation.redaction import MASK
+from cloudstation.redaction import MASK, display_url
 from cloudstation.sources.archive import DEFAULT_MAX_EXTRACTED_BYTES, SkipHandler, extract_tar_safely
 from cloudstation.sources.errors import InvalidSourceError, SourceError, redact
 
@@ -97,13 +97,6 @@ async def download(
         _discard(target)
         raise SourceError(f"could not store the download of {shown}: {exc.strerror or exc}") from None
     return received
-
-
-def display_url(url: str) -> str:
-    """``url`` without credentials, query or fragment: safe to print."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _validate(url: str) -> None:

@@ -27,7 +27,6 @@ line saying which engine and builder were chosen.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -37,8 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloudstation.plugins.base import PluginContext, PluginError
-from cloudstation.processes.environment import without_private_env
-from cloudstation.processes.stopping import kill_group
+from cloudstation.processes.quiet import run_quietly
 
 PROBE_TIMEOUT = 60.0
 CLIS = ("docker", "podman")
@@ -106,33 +104,7 @@ class ImageConfig:
 
 async def probe(argv: Sequence[str], *, env: Mapping[str, str], timeout: float = PROBE_TIMEOUT) -> tuple[int, str, str]:
     """Run ``argv`` quietly: ``(exit code, stdout, stderr)``; not found is exit 127, no answer in time 124."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=without_private_env(env),
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        return 127, "", f"{argv[0]}: not found on PATH"
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        await _kill(proc)
-        return 124, "", f"`{' '.join(argv[:3])}` gave no answer in {timeout:g}s"
-    except BaseException:
-        await _kill(proc)
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    kill_group(proc.pid)
-    await proc.wait()
+    return await run_quietly(argv, env=env, timeout=timeout)
 
 
 def last_line(output: str | Sequence[str]) -> str:

@@ -73,6 +73,7 @@ from cloudstation.plugins.builtin._shell import (
     split_ref,
     tool_env,
 )
+from cloudstation.redaction import MASK
 
 
 class DockerBuildConfig(PluginConfig, frozen=True):
@@ -103,7 +104,7 @@ class DockerConfig(DockerBuildConfig, frozen=True):
     insecure: bool = False  # the registry may be reached over plain HTTP
 
     def __repr__(self) -> str:
-        secret = "***" if self.password else ""
+        secret = MASK if self.password else ""
         return f"DockerConfig(image={self.image!r}, tag={self.tag!r}, registry={self.registry!r}, password={secret!r})"
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 
 from cloudstation.plugins.base import Deployment, Plugin, PluginConfig, PluginContext, PluginError
+from cloudstation.redaction import display_url
 
 _REQUEST_TIMEOUT = 5.0
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -91,20 +92,6 @@ def target_url(base: str, path: str) -> str:
     if path in ("", "/"):
         return base if parts.path else base + "/"
     return base.rstrip("/") + "/" + path.lstrip("/")
-
-
-def display_url(url: str) -> str:
-    """``url`` without credentials or query string (they may hold secrets)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<invalid url>"
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc += f":{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _accepted(status: int, expect: list[int]) -> bool:
