@@ -52,6 +52,11 @@ class Redactor:
             self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
     @property
+    def spans_lines(self) -> bool:
+        """Whether a secret contains a line break (then text must be redacted line by line)."""
+        return any("\n" in s for s in self._secrets)
+
+    @property
     def longest(self) -> int:
         """Length of the longest secret (0 when there is none)."""
         return max((len(s) for s in self._secrets), default=0)

@@ -209,3 +209,14 @@ def test_a_database_that_is_not_an_outbox_is_refused_and_left_unchanged(tmp_path
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     db.close()
     assert tables == {"invoices"}
+
+
+def test_next_batch_stops_before_the_given_seq(tmp_path: Path) -> None:
+    # catches: the read-back of rows that did not fit the Publisher's hand-over running into the rows
+    # it holds in memory (they would be sent twice)
+    with Outbox(tmp_path) as box:
+        seqs = box.append(lines("d1", 6))
+        assert [s.seq for s in box.next_batch(0, 100, before=seqs[3])] == seqs[:3]
+        assert [s.seq for s in box.next_batch(seqs[0], 100, before=seqs[3])] == seqs[1:3]
+        assert box.next_batch(seqs[2], 100, before=seqs[3]) == []
+        assert [s.seq for s in box.next_batch(0, 2, before=seqs[3])] == seqs[:2]

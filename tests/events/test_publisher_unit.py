@@ -290,3 +290,46 @@ async def test_a_pubacks_timeout_halves_the_window_once_and_a_window_of_pubacks_
     finally:
         watch.cancel()
         await nc.close()
+
+
+# -- the hand-over of just-journaled rows ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fast", ["off", "on"])
+async def test_rows_that_did_not_fit_the_hand_over_are_read_back_before_the_held_ones(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: str
+) -> None:
+    # catches: rows past the in-memory hand-over lost or sent after later rows, or sent twice (the
+    # read-back running into rows held in memory); the hand-over itself: tests/events/test_handover.py
+    from cloudstation.events import handover
+
+    monkeypatch.setattr(handover, "MAX_ROWS", 10)
+    await cover(nats_server.url, ALL)
+    evs = [status("d"), *[line("d", i) for i in range(1, 21)], end("d")]
+    with Outbox(tmp_path / "state") as box:
+        slow = settings_from_env(
+            {"NATS_SERVERS": nats_server.url, "NATS_PUBLISH_TIMEOUT": "10s", "CS_FAST_INGEST": fast}
+        )
+        assert slow is not None  # a long PubAck timeout: the loop is still stalled when the last rows come
+        pub = Publisher(slow, box, window=4)
+        await pub.start()
+        try:
+            assert await pub.wait(pub.submit(evs[:1], track=True), timeout=30)  # connected, stream in place
+            assert nats_server.proc is not None
+            os.kill(nats_server.proc.pid, signal.SIGSTOP)  # the delivery loop stalls (no ack, window full)
+            try:
+                pub.submit(evs[1:6])
+                pub.submit(evs[6:11])  # the hand-over is full (10 rows)
+                held_back = pub.submit(evs[11:16])  # journaled, not held: read back later
+                await until("the held rows taken by the delivery loop", lambda: len(pub._fresh) == 0)
+                later = pub.submit(evs[16:])  # held again, after the rows that did not fit
+            finally:
+                os.kill(nats_server.proc.pid, signal.SIGCONT)
+            assert await pub.wait(timeout=60), f"{pub.undelivered} undelivered"
+            assert pub.delivered == len(evs)
+        finally:
+            report = await pub.close(timeout=5)
+        assert report.complete and report.errors == []
+        assert box.count(mine=False) == 0
+    assert held_back[-1] + 1 == later[0]
+    assert await stored_ids(nats_server.url) == [e.msg_id for e in evs]

@@ -81,7 +81,8 @@ async def _run(
 
     lost = ""
     async with session:
-        log = BuildLog(session.publisher, identity, prefix=session.prefix, redactor=redactor, echo=display, phase=phase)
+        echo = None if display.mode == "quiet" else display  # --quiet: no line is made to be shown
+        log = BuildLog(session.publisher, identity, prefix=session.prefix, redactor=redactor, echo=echo, phase=phase)
         if session.publisher is not None:
             log.check_fits(session.publisher.payload_limit)
         ticker = asyncio.create_task(_tick(display))

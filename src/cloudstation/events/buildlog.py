@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import msgspec
+
 from cloudstation.errors import ContractError, CsError, OutboxFullError
 from cloudstation.events.contract import (
     MAX_PHASE_CHARS,
@@ -40,6 +42,7 @@ from cloudstation.events.contract import (
     EventKind,
     encode_payload,
     new_msg_id,
+    new_msg_ids,
     subject_for,
     validate_field,
 )
@@ -54,6 +57,11 @@ UNKNOWN_MAX_PAYLOAD = 64 * 1024
 _MIN_CONTENT_BYTES = 64  # an envelope leaving less room than this for the content is refused
 _HELD_MAX = 100_000  # lines held in memory while the outbox's disk is full
 _FULL_RETRY = 1.0  # seconds between two attempts to journal on a full disk
+
+_MARK = "\x00cs-content\x00"  # stand-ins for the varying fields while a payload template is made
+_TS_MARK = 9_182_736_455_463_728
+_SEQ_MARK = 8_273_645_546_372_819
+_CONTENT = msgspec.json.Encoder()  # a content string as JSON, exactly as inside the payload
 
 log = logging.getLogger("cloudstation.events.buildlog")
 _SPILL_LINES = 1024
@@ -125,6 +133,7 @@ class BuildLog:
         self._ended = False
         self._spiller: asyncio.TimerHandle | None = None
         self._envelopes: dict[str, int] = {}
+        self._templates: dict[tuple[Output, str], bytes] = {}
         self.envelope(phase)  # a phase tag that cannot be sent is refused now
         self.lost = 0  # lines that could not be kept (the outbox's disk was full)
         self._full: OutboxFullError | None = None
@@ -186,29 +195,51 @@ class BuildLog:
         return max(1, room // 6)
 
     def _add_line(self, raw: str, output: Output, phase: str, now_ms: int, capture: list[str] | None) -> None:
+        self._add_lines([self.redactor.redact(raw)], output, phase, now_ms, capture)
+
+    def _add_lines(
+        self, contents: list[str], output: Output, phase: str, now_ms: int, capture: list[str] | None
+    ) -> None:
+        """Number, cut, show and buffer ``contents``: lines read at one moment, already redacted."""
         self._check_open()
-        content = self.redactor.redact(raw)
         limit = self._max_chars(phase)
-        pieces = [content] if len(content) <= limit else _split(content, limit)
         if capture is not None:
-            capture.append(content)
-        ident = self.identity
-        for piece in pieces:
-            self.sequence += 1
-            line = LogLine(self.sequence, phase, output, piece, now_ms)
-            if self._echo is not None:
-                self._echo(line)
-            if self._sink is None:
-                continue
-            payload = ident.log_line(output, piece, timestamp=now_ms, sequence=self.sequence, phase=phase)
-            self._buffer.append(
-                Event(EventKind.BUILD_LOG, self._subject, encode_payload(payload), new_msg_id(), ident.deployment_id)
-            )
+            capture.extend(contents)
+        echo, seq = self._echo, self.sequence
+        pieces: list[str] = contents
+        if any(len(c) > limit for c in contents):
+            pieces = [p for c in contents for p in ((c,) if len(c) <= limit else _split(c, limit))]
+        if echo is not None:
+            for i, piece in enumerate(pieces, seq + 1):
+                echo(LogLine(i, phase, output, piece, now_ms))
+        self.sequence = seq + len(pieces)
+        if self._sink is not None:
+            self._buffer.extend(self._events(pieces, output, phase, now_ms, seq + 1))
         if len(self._buffer) >= _SPILL_LINES:
             self.spill()
         elif self._buffer and self._spiller is None:
             with contextlib.suppress(RuntimeError):  # no running loop: the next spill or end() takes it
                 self._spiller = asyncio.get_running_loop().call_later(_SPILL_INTERVAL, self.spill)
+
+    def _events(self, pieces: list[str], output: Output, phase: str, now_ms: int, first: int) -> list[Event]:
+        """The ``build.log`` events of ``pieces``, numbered from ``first``: the payload from a template
+        made once per output and phase (only content, timestamp and sequence vary), the msg ids from
+        one random read."""
+        template = self._templates.get((output, phase))
+        if template is None:
+            template = self._templates[output, phase] = _payload_template(self.identity, output, phase)
+        ids = new_msg_ids(len(pieces))
+        subject, dep, kind, enc = self._subject, self.identity.deployment_id, EventKind.BUILD_LOG, _CONTENT.encode
+        if template:
+            return [
+                Event(kind, subject, template % (enc(piece), now_ms, seq), ids[i], dep)
+                for i, (seq, piece) in enumerate(enumerate(pieces, first))
+            ]
+        ident = self.identity
+        return [
+            Event(kind, subject, encode_payload(ident.log_line(output, piece, now_ms, seq, phase)), ids[i], dep)
+            for i, (seq, piece) in enumerate(enumerate(pieces, first))
+        ]
 
     def spill(self, *, force: bool = False) -> None:
         """Move buffered lines to the durable outbox now (a local write; never waits on NATS).
@@ -223,16 +254,18 @@ class BuildLog:
             self._hold()
             return
         batch, self._buffer = self._buffer, []
-        try:
-            self._sink.submit(batch)
-        except OutboxFullError as exc:
-            if self._full is None:
-                log.warning("%s; log lines are held in memory and journaled when there is room", exc)
-            self._full = exc
-            self._retry_at = time.monotonic() + _FULL_RETRY
-            self._buffer = batch
-            self._hold()
-            return
+        # At most _SPILL_LINES rows per transaction: when the disk fills, what fitted is kept.
+        for start in range(0, len(batch), _SPILL_LINES):
+            try:
+                self._sink.submit(batch[start : start + _SPILL_LINES])
+            except OutboxFullError as exc:
+                if self._full is None:
+                    log.warning("%s; log lines are held in memory and journaled when there is room", exc)
+                self._full = exc
+                self._retry_at = time.monotonic() + _FULL_RETRY
+                self._buffer = batch[start:]
+                self._hold()
+                return
         if self._full is not None:
             log.warning("the outbox has room again: the held log lines are journaled")
             self._full = None
@@ -295,6 +328,22 @@ class BuildLog:
             )
 
 
+def _payload_template(identity: DeploymentRef, output: Output, phase: str) -> bytes:
+    """The payload of a line of ``output`` and ``phase`` as a bytes %-template of (encoded content,
+    timestamp, sequence), or ``b""`` where that cannot be made (then each line's Struct is encoded)."""
+    probe = encode_payload(identity.log_line(output, _MARK, timestamp=_TS_MARK, sequence=_SEQ_MARK, phase=phase))
+    marks = (_CONTENT.encode(_MARK), b"%d" % _TS_MARK, b"%d" % _SEQ_MARK)
+    if any(probe.count(m) != 1 for m in marks) or not probe.index(marks[0]) < probe.index(marks[1]) < probe.index(
+        marks[2]
+    ):
+        return b""
+    template = probe.replace(b"%", b"%%").replace(marks[0], b"%b").replace(marks[1], b"%d").replace(marks[2], b"%d")
+    sample = identity.log_line(output, 'a "quoted" line\n', timestamp=1, sequence=2, phase=phase)
+    if template % (_CONTENT.encode(sample.content), 1, 2) != encode_payload(sample):
+        return b""
+    return template
+
+
 def _split(content: str, limit: int) -> list[str]:
     return [content[i : i + limit] for i in range(0, len(content), limit)]
 
@@ -312,17 +361,27 @@ class ChunkFeed:
     def __call__(self, chunks: Iterable[OutputChunk]) -> None:
         """Turn the next chunks into lines; a chunk with no data ends its pipe (its partial line goes out)."""
         log, phase, capture, partial = self._log, self._phase, self._capture, self._partial
+        redactor = log.redactor
         for chunk in chunks:
             output = chunk.output
             read_ms = chunk.read_ns // 1_000_000
             text = self._decoders[output].decode(chunk.data, final=not chunk.data)
             if text:
-                lines = (partial[output] + text).split("\n")
-                partial[output] = lines.pop()
-                for line in lines:
-                    log._add_line(line + "\n", output, phase, read_ms, capture)
+                head, sep, rest = (partial[output] + text).rpartition("\n")
+                partial[output] = rest
+                if sep:
+                    log._add_lines(_redacted_lines(redactor, head), output, phase, read_ms, capture)
                 if len(partial[output]) > log._max_chars(phase):
                     partial[output] = log._emit_long_prefix(partial[output], output, phase, read_ms, capture)
             if not chunk.data and partial[output]:
                 log._add_line(partial[output], output, phase, read_ms, capture)
                 partial[output] = ""
+
+
+def _redacted_lines(redactor: Redactor, text: str) -> list[str]:
+    """The ``\n``-separated lines of ``text``, each with its newline back, redacted. The whole text is
+    redacted at once where no secret spans lines (no match can then cross a newline, so each line
+    comes out as it would alone), else line by line."""
+    if redactor and redactor.spans_lines:
+        return [redactor.redact(line + "\n") for line in text.split("\n")]
+    return [line + "\n" for line in redactor.redact(text).split("\n")]

@@ -234,6 +234,12 @@ def new_msg_id() -> str:
     return os.urandom(16).hex()
 
 
+def new_msg_ids(n: int) -> list[str]:
+    """``n`` fresh msg ids as :func:`new_msg_id` makes them, from one random read."""
+    hexed = os.urandom(16 * n).hex()
+    return [hexed[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One addressed, encoded event: what the outbox stores and the publisher sends.

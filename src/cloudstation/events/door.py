@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from typing import Final
 
 from cloudstation.errors import ContractError
@@ -38,6 +39,20 @@ def admit(event: Event, max_payload: int) -> Event:
             f"max_payload ({max_payload} bytes)"
         )
     return event
+
+
+def admit_all(events: Sequence[Event], max_payload: int) -> None:
+    """:func:`admit` for each of ``events``: a run of one deployment's log lines differs only in its
+    payloads (and msg ids of one length), so the subject and headers are checked once per run."""
+    shape: tuple[EventKind, str, str, int] | None = None
+    headers = 0
+    for event in events:
+        key = (event.kind, event.subject, event.deployment_id, len(event.msg_id))
+        if key != shape:
+            admit(event, max_payload)
+            shape, headers = key, event.wire_size() - len(event.data)
+        elif len(event.data) + headers > max_payload:
+            admit(event, max_payload)  # raises, saying why
 
 
 @functools.lru_cache(maxsize=4096)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ OUTSTANDING_ACKS = 4  # at most FLOW * OUTSTANDING_ACKS messages unacknowledged
 _HEADER_OVERHEAD = 200  # headers + protocol line + the longer reply subject
 _ERR_NOT_ENABLED = 10205
 _OP_START, _OP_APPEND, _OP_END = 0, 1, 3
+_HPUB = b"HPUB %b %b %d %d\r\nNATS/1.0\r\n" + HEADER_MSG_ID.encode() + b": %b%b%b\r\n"
 
 
 class _Reply(msgspec.Struct):
@@ -59,6 +60,10 @@ class _Reply(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(_Reply)
+
+
+def _never() -> bool:
+    return False
 
 
 def server_supports(version: str | None) -> bool:
@@ -117,7 +122,7 @@ class FastIngest:
         self._root = nc.new_inbox()
         self._batches: dict[str, _Batch] = {}
         self._open: _Batch | None = None
-        self._header_tails: dict[tuple[EventKind, str], str] = {}
+        self._shapes: dict[tuple[EventKind, str, str], tuple[bytes, int, bytes]] = {}
         self.enabled = True
         self.batches = 0  # batches started (for tests and benches)
 
@@ -135,26 +140,42 @@ class FastIngest:
 
     async def add(self, item: StoredEvent) -> None:
         """Publish ``item`` in the open batch (starting one if needed); waits for window space."""
-        batch = self._open
-        if batch is not None and not self._window.holds(batch.token):
-            batch = self._open = None  # expired by the Publisher: start afresh after its rewind
-        first = batch is None
-        if batch is None:
-            batch = self._new_batch(item)
-        batch.sent += 1
-        op = _OP_START if first else _OP_APPEND
-        if not batch.unacked:
-            self._window.advance(batch.token)
-        batch.unacked.append(item)
-        ev = item.event
-        try:
-            await self._publish(ev, f"{batch.prefix}{batch.sent}.{op}.$FI")
-        except Exception as exc:
-            self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
-            return
-        window = self._window
-        while (not batch.started or len(batch.unacked) >= self._limit) and window.holds(batch.token):
-            await window.changed()
+        await self.add_run([item], 0, (), _never)
+
+    async def add_run(
+        self, items: Sequence[StoredEvent], start: int, tracked: Collection[int], interrupted: Callable[[], bool]
+    ) -> int:
+        """Publish ``items[start:]`` in order, as far as :meth:`takes` them, in the open batch (starting
+        batches as needed), waiting for window space; stops before an item once ``interrupted()`` is
+        true. Returns how many were taken (at least one: ``items[start]`` is taken whatever)."""
+        window, nc = self._window, self._nc
+        for n, item in enumerate(items[start:]):
+            if n and (interrupted() or not self.takes(item, tracked)):
+                return n
+            batch = self._open
+            op = _OP_APPEND
+            if batch is None or not window.holds(batch.token):  # none, or expired by the Publisher's rewind
+                batch, op = self._new_batch(item), _OP_START
+            batch.sent += 1
+            if not batch.unacked:
+                window.advance(batch.token)
+            batch.unacked.append(item)
+            ev = item.event
+            reply = f"{batch.prefix}{batch.sent}.{op}.$FI"
+            try:
+                if not self._queue(ev, reply):
+                    await nc.publish(ev.subject, ev.data, reply=reply, headers=ev.headers())
+                elif 0 < nc._max_pending_size < nc._pending_data_size:
+                    await nc._flush_pending(force_flush=True)
+            except Exception as exc:
+                self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
+                return n + 1
+            if not batch.started or len(batch.unacked) >= self._limit:
+                await self._kick()
+                while (not batch.started or len(batch.unacked) >= self._limit) and window.holds(batch.token):
+                    await window.changed()
+        await self._kick()
+        return len(items) - start
 
     async def commit(self) -> None:
         """End the open batch (its final PubAck then acknowledges the rest); no-op when none is open."""
@@ -166,30 +187,42 @@ class FastIngest:
         except Exception as exc:
             self._fail(batch, f"publish failed: {type(exc).__name__}: {exc}")
 
-    async def _publish(self, ev: Event, reply: str) -> None:
-        """``nc.publish`` with the HPUB frame built here: our subjects, reply subjects and header values
-        are already valid (no white space, no CR/LF), so nats-py's per-message checks and header
-        encoding are skipped while connected (they cost as much as the rest of the path). Falls back
-        to ``nc.publish`` when the connection is not up or nats-py's internals are not as expected.
-        """
+    def _queue(self, ev: Event, reply: str) -> bool:
+        """Put the HPUB frame of ``ev`` in nats-py's pending buffer (what its ``_send_command`` does);
+        False, nothing done, when the connection is not up or nats-py's internals are not as expected
+        (then ``nc.publish`` sends it). Our subjects, reply subjects and header values are already
+        valid (no white space, no CR/LF), so nats-py's per-message checks and header encoding, which
+        cost as much as the rest of the path, are skipped."""
         nc = self._nc
-        send = getattr(nc, "_send_command", None)
-        if send is None or not nc.is_connected:
-            await nc.publish(ev.subject, ev.data, reply=reply, headers=ev.headers())
-            return
-        # Only the msg id differs between the lines of one deployment: the rest of the block is cached.
-        tail = self._header_tails.get((ev.kind, ev.deployment_id))
-        if tail is None:
+        pending = getattr(nc, "_pending", None)
+        if not isinstance(pending, list) or not nc.is_connected:
+            return False
+        frame = self._frame(ev, reply)
+        pending.append(frame)
+        nc._pending_data_size += len(frame)
+        return True
+
+    async def _kick(self) -> None:
+        """Have nats-py's flusher write the pending buffer when the loop next runs it."""
+        nc = self._nc
+        queue = getattr(nc, "_flush_queue", None)
+        if queue is not None and queue.empty() and nc.is_connected:
+            await nc._flush_pending()
+
+    def _frame(self, ev: Event, reply: str) -> bytes:
+        """``HPUB <subject> <reply> <hdr size> <total size>``, the headers, the payload."""
+        # Only the msg id differs between the lines of one deployment: the rest is cached.
+        shape = self._shapes.get((ev.kind, ev.subject, ev.deployment_id))
+        if shape is None:
             rest = {k: v for k, v in ev.headers().items() if k != HEADER_MSG_ID}
             tail = "".join([f"\r\n{k}: {v}" for k, v in rest.items()]) + "\r\n\r\n"
-            self._header_tails[(ev.kind, ev.deployment_id)] = tail
-        hdr = f"NATS/1.0\r\n{HEADER_MSG_ID}: {ev.msg_id}{tail}".encode()
-        size = len(hdr)
+            shape = (ev.subject.encode(), len(f"NATS/1.0\r\n{HEADER_MSG_ID}: {tail}".encode()), tail.encode())
+            self._shapes[(ev.kind, ev.subject, ev.deployment_id)] = shape
+        subject, fixed, tail_bytes = shape
+        msg_id = ev.msg_id.encode()
+        size = fixed + len(msg_id)
         data = ev.data
-        await send(b"".join((f"HPUB {ev.subject} {reply} {size} {size + len(data)}\r\n".encode(), hdr, data, b"\r\n")))
-        queue = nc._flush_queue
-        if queue is not None and queue.empty():
-            await nc._flush_pending()
+        return _HPUB % (subject, reply.encode(), size, size + len(data), msg_id, tail_bytes, data)
 
     def _new_batch(self, item: StoredEvent) -> _Batch:
         batch_id = os.urandom(9).hex()

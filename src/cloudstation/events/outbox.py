@@ -39,6 +39,7 @@ from cloudstation.events.outboxfile import open_database, private_files, transla
 from cloudstation.events.statefiles import hold_lock, private_dir, try_lock
 
 OUTBOX_FILENAME = "outbox.sqlite3"
+_SEQ_END = 1 << 62  # past every seq (SQLite's rowids are signed 64-bit)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -225,12 +226,12 @@ class Outbox:
     # -- reading -----------------------------------------------------------------------------------
 
     @_guarded
-    def next_batch(self, after_seq: int, limit: int) -> list[StoredEvent]:
-        """This owner's events with ``seq > after_seq``, oldest first."""
+    def next_batch(self, after_seq: int, limit: int, *, before: int | None = None) -> list[StoredEvent]:
+        """This owner's events with ``seq > after_seq`` (and ``< before``), oldest first."""
         rows = self._db.execute(
             "SELECT seq, kind, subject, data, msg_id, deployment_id, created_at, attempts FROM events "
-            "WHERE owner = ? AND seq > ? AND set_aside = 0 ORDER BY seq LIMIT ?",
-            (self.owner, after_seq, limit),
+            "WHERE owner = ? AND seq > ? AND seq < ? AND set_aside = 0 ORDER BY seq LIMIT ?",
+            (self.owner, after_seq, _SEQ_END if before is None else before, limit),
         ).fetchall()
         return [
             StoredEvent(

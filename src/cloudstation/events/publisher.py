@@ -37,8 +37,9 @@ from cloudstation.errors import AuthError, ContractError, DeliveryError, OutboxE
 from cloudstation.events.ackwindow import Ack, AckWindow, fail_barrier
 from cloudstation.events.connection import Callbacks, Connection, TlsError
 from cloudstation.events.contract import Event
-from cloudstation.events.door import DEFAULT_MAX_PAYLOAD, admit
+from cloudstation.events.door import DEFAULT_MAX_PAYLOAD, admit, admit_all
 from cloudstation.events.fastbatch import FastIngest, server_supports, server_version
+from cloudstation.events.handover import HandOver
 from cloudstation.events.ledger import DeliveryReport, Ledger
 from cloudstation.events.outbox import Outbox, StoredEvent
 from cloudstation.natsconn import NatsSettings
@@ -47,7 +48,6 @@ log = logging.getLogger("cloudstation.events.publisher")
 
 DEFAULT_WINDOW = 2048
 _BATCH = 1024
-_FRESH_MAX = 8192
 
 
 class NoStreamError(DeliveryError):
@@ -88,7 +88,8 @@ class Publisher:
         self._cursor = 0
         self._known_max_payload: int | None = None
         # Events this process just journaled, handed to the delivery loop without reading them back.
-        self._fresh: dict[int, StoredEvent] = {}
+        self._fresh = HandOver(outbox)
+        self._batch_admitted = 0  # the batch being delivered passes the door under this max_payload (0: unknown)
         # A barrier that submit() put on the wire itself (the loop was idle): its seq and PubAck future.
         self._sent_early: tuple[int, asyncio.Future[Ack]] | None = None
         self._idle_waiting = False  # the loop waits in _idle: nothing to send, nothing in flight
@@ -139,14 +140,10 @@ class Publisher:
         that can never be delivered is refused here (:class:`ContractError`) and nothing is journaled.
         """
         limit = self.payload_limit
-        for ev in events:
-            admit(ev, limit)
+        admit_all(events, limit)
         seqs = self.outbox.append(events)
         self._ledger.undelivered += len(seqs)
-        if len(self._fresh) + len(seqs) <= _FRESH_MAX:
-            now = time.time()
-            for seq, ev in zip(seqs, events, strict=True):
-                self._fresh[seq] = StoredEvent(seq, ev, now, 0)
+        self._fresh.put(seqs, events, limit)
         if track:
             self._ledger.tracked.update(seqs)
         if len(seqs) == 1 and events[0].is_barrier:
@@ -283,18 +280,13 @@ class Publisher:
 
     def _next_batch(self) -> list[StoredEvent]:
         """The next events after the cursor: from memory when just submitted, else from the outbox."""
-        seq = self._cursor + 1
-        if seq in self._fresh:
-            batch: list[StoredEvent] = []
-            while seq in self._fresh and len(batch) < _BATCH:
-                batch.append(self._fresh.pop(seq))
-                seq += 1
-            return batch
-        self._fresh.clear()  # after a gap, a rewind or a retry pass the outbox is the truth
-        return self.outbox.next_batch(self._cursor, _BATCH)
+        batch, self._batch_admitted = self._fresh.take(self._cursor, _BATCH, self.payload_limit)
+        return batch
 
     async def _deliver(self, batch: list[StoredEvent]) -> None:
-        for item in batch:
+        for k, item in enumerate(batch):
+            if item.seq <= self._cursor:
+                continue  # taken by a run of log lines
             if self._ledger.rewind_from is not None or self._closing:
                 return
             if self._ledger.skips(item):
@@ -310,15 +302,22 @@ class Publisher:
                         return
                 await self._publish_barrier(item)
             elif self._fast is not None and self._fast.takes(item, self._ledger.tracked):
-                if not self._refused(item):  # the door again: a poison row left in the outbox is set aside
+                # The door again (a poison row is set aside) unless the batch is known to pass: then in runs.
+                if not self._ledger.parked and 0 < self._batch_admitted <= self._conn.nc.max_payload:
+                    taken = await self._fast.add_run(batch, k, self._ledger.tracked, self._interrupted)
+                    self._cursor = batch[k + taken - 1].seq
+                elif not self._refused(item):
                     await self._fast.add(item)
             else:
                 await self._window.wait_for_slot()
                 if self._ledger.rewind_from is not None:
                     return
                 await self._send(item, None)
-            self._cursor = item.seq
+            self._cursor = max(self._cursor, item.seq)
             self._ledger.flush_removals(when_due=True)
+
+    def _interrupted(self) -> bool:
+        return self._ledger.rewind_from is not None or self._closing or not self._conn.is_connected
 
     def _send_early(self, item: StoredEvent) -> None:
         """Put a barrier on the wire from :meth:`submit` (door passed, row committed) if the loop is idle.
