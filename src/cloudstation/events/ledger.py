@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from cloudstation.errors import DeliveryError, OutboxError, OutboxFullError, RefusedError
@@ -31,6 +31,10 @@ from cloudstation.events.outbox import Outbox, StoredEvent
 log = logging.getLogger("cloudstation.events.publisher")  # the whole delivery path logs under one name
 
 _REMOVE_EVERY = 512
+
+
+class NoStreamError(DeliveryError):
+    """No stream covers the subject."""
 
 
 @dataclass
@@ -117,6 +121,19 @@ class Ledger:
             self.park(item, None)
             return True
         return False
+
+    async def park_uncovered(
+        self, suspects: Iterable[StoredEvent], stream_covers: Callable[[str], Awaitable[bool]]
+    ) -> None:
+        """Park each "no responders" suspect whose subject no stream covers; the others are simply retried
+        (a clustered stream electing its leader answers "no responders" for a moment too)."""
+        checked: dict[str, bool] = {}
+        for item in suspects:
+            subject = item.event.subject
+            if subject not in checked:
+                checked[subject] = await stream_covers(subject)
+            if not checked[subject]:
+                self.park(item, NoStreamError(f"no JetStream stream covers subject {subject!r}: run `cs nats setup`"))
 
     def park(self, item: StoredEvent, err: DeliveryError | None) -> None:
         """A definite refusal (``err``), or held back behind one (None): keep the event, skip it and its

@@ -1,26 +1,22 @@
 """Delivery policy: the outbox to JetStream, in order, exactly once (one asyncio task per process).
 
-The task reads this process's outbox rows in sequence order and publishes them through a ``Connection``
-(``events/connection.py``) and an ``AckWindow`` (``events/ackwindow.py``); a ``Ledger`` (``events/ledger.py``)
-records what became of each event, and this module decides what to send next from it:
+The task reads this process's outbox rows in order (``HandOver``: just journaled ones from memory) and
+publishes them through a ``Connection`` and an ``AckWindow``; a ``Ledger`` records what became of each
+event, and this module decides what to send next from it:
 
 - ``build.log`` lines are pipelined (up to ``window`` in flight), or fast-ingest batches (``fastbatch.py``).
 - Every other event is a *barrier*: it is published only after everything before it has been
   acknowledged, then alone: publish → PubAck → ``flush()`` bounded by the flush timeout (a flush
-  failure is a warning: the PubAck already proves the event is stored). When the loop is idle with
-  nothing unacknowledged, :meth:`Publisher.submit` writes the barrier to the socket itself, after the
-  door and the journal commit (:meth:`Publisher._send_early`); the loop then awaits its PubAck.
+  failure is a warning: the PubAck already proves the event is stored). When the loop is idle,
+  :meth:`Publisher.submit` writes it to the socket itself (``events/barrier.py``).
 - A row leaves the outbox only after its PubAck. A missing PubAck is ambiguous (the message may be
   stored), so the publisher rewinds to the oldest unacknowledged event and sends again with the same
   ``Nats-Msg-Id``; JetStream's duplicate window turns the repeats into no-ops.
-- Every event passes :func:`~cloudstation.events.door.admit` twice: in :meth:`Publisher.submit`
-  before it is journaled (a :class:`ContractError`, exit 2, against the server's ``max_payload`` as last
-  known, else 1 MiB), and before it is sent (against the live ``max_payload``; rows journaled by an
-  older ``cs`` included). An event refused there, or refused by JetStream for its size, is *set aside*:
-  kept in the outbox, reported, never sent again, and blocking nothing.
-- A definite refusal that may be cured (no stream for the subject, permission denied) parks the
-  event, and every later event of the same deployment, for this pass; they stay in the outbox, are
-  reported, and are tried again later (``cs nats setup`` may have fixed the cause meanwhile).
+- Every event passes :func:`~cloudstation.events.door.admit` before it is journaled (exit 2) and again
+  before it is sent (the live ``max_payload``); refused there, or by JetStream for its size, it is *set
+  aside*: kept in the outbox, reported, never sent again, blocking nothing.
+- A definite refusal that may be cured (no stream, permission denied) parks the event and the later
+  ones of its deployment for this pass (kept, reported, tried again later: ``events/ledger.py``).
 - Reconnects have no attempt limit while there is work; disconnect and reconnect are logged once each.
 """
 
@@ -35,6 +31,7 @@ from typing import Any
 
 from cloudstation.errors import AuthError, ContractError, DeliveryError, OutboxError, OutboxFullError, RefusedError
 from cloudstation.events.ackwindow import Ack, AckWindow, fail_barrier
+from cloudstation.events.barrier import EarlyBarrier
 from cloudstation.events.connection import Callbacks, Connection, TlsError
 from cloudstation.events.contract import Event
 from cloudstation.events.door import DEFAULT_MAX_PAYLOAD, admit, admit_all
@@ -48,10 +45,6 @@ log = logging.getLogger("cloudstation.events.publisher")
 
 DEFAULT_WINDOW = 2048
 _BATCH = 1024
-
-
-class NoStreamError(DeliveryError):
-    """No stream covers the subject."""
 
 
 class Publisher:
@@ -90,15 +83,13 @@ class Publisher:
         # Events this process just journaled, handed to the delivery loop without reading them back.
         self._fresh = HandOver(outbox)
         self._batch_admitted = 0  # the batch being delivered passes the door under this max_payload (0: unknown)
-        # A barrier that submit() put on the wire itself (the loop was idle): its seq and PubAck future.
-        self._sent_early: tuple[int, asyncio.Future[Ack]] | None = None
+        self._early = EarlyBarrier()  # a barrier submit() put on the wire itself (events/barrier.py)
         self._idle_waiting = False  # the loop waits in _idle: nothing to send, nothing in flight
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
 
     # -- public API --------------------------------------------------------------------------------
-
     @property
     def window(self) -> int:
         """At most this many pipelined messages await their PubAck."""
@@ -215,9 +206,8 @@ class Publisher:
         await self.close()
 
     # -- the delivery loop -------------------------------------------------------------------------
-
     async def _run(self) -> None:
-        backoff = _Backoff()
+        backoff = Backoff()
         while not self._closing:
             try:
                 await self._conn.ensure()
@@ -245,7 +235,7 @@ class Publisher:
             else:
                 backoff.reset()
 
-    async def _idle(self, backoff: _Backoff) -> None:
+    async def _idle(self, backoff: Backoff) -> None:
         """Nothing to send: close the open batch, rewind or retry parked events if due, else sleep."""
         if self._fast is not None:  # an idle moment: close the open fast-ingest batch
             await self._fast.commit()
@@ -265,13 +255,13 @@ class Publisher:
                 await self._wake.wait()
         self._idle_waiting = False
 
-    async def _rewind(self, backoff: _Backoff) -> None:
+    async def _rewind(self, backoff: Backoff) -> None:
         """Send everything again from the oldest event in doubt, once nothing is in flight."""
         await self._settle()
         self._ledger.flush_removals()
-        await self._classify_no_responders()
+        await self._ledger.park_uncovered(self._window.take_suspects(), self._conn.stream_covers)
         assert self._ledger.rewind_from is not None
-        self._sent_early = None  # failed with the rest: sent again from the outbox
+        self._early.forget()
         self._cursor = self._ledger.rewind_from - 1
         self._ledger.rewind_from = None
         delay = backoff.next()
@@ -296,7 +286,7 @@ class Publisher:
                 await self._settle()
                 return  # the loop reconnects, rewinds if needed, and comes back here
             if item.event.is_barrier:
-                if self._sent_early is None or self._sent_early[0] != item.seq:
+                if not self._early.sent(item.seq):
                     await self._settle()
                     if self._ledger.rewind_from is not None:
                         return
@@ -320,33 +310,16 @@ class Publisher:
         return self._ledger.rewind_from is not None or self._closing or not self._conn.is_connected
 
     def _send_early(self, item: StoredEvent) -> None:
-        """Put a barrier on the wire from :meth:`submit` (door passed, row committed) if the loop is idle.
-
-        The barrier rule holds already then: nothing else of this process is unacknowledged, in flight
-        (the open fast-ingest batch is closed), parked or due for a rewind. The loop finds it next and
-        only awaits its PubAck (:meth:`_publish_barrier`); a failure rewinds it like any sent barrier.
-        Saves waking the loop and nats-py's flusher task before the message leaves (issue 12).
-
-        Why nothing weakens: the write follows the commit, as the loop's own send does. A crash before
-        the commit sends nothing (the caller never got the event back as journaled); after it, the row
-        is resent with its ``Nats-Msg-Id`` (de-duplicated). A full or read-only disk raises in
-        :meth:`submit` before this runs. The PubAck is read by the event loop, so only after
-        :meth:`submit` has returned with the row committed and the entry in the ack window.
-        """
+        """Put a barrier on the wire from :meth:`submit` if the loop is idle (``events/barrier.py``)."""
         ledger = self._ledger
         if not (self._idle_waiting and ledger.undelivered == 1 and not len(self._window) and not ledger.parked):
             return
-        if ledger.rewind_from is not None or self._sent_early or self._closing or self.fatal:
-            return
-        fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        if self._window.send_now(item, fut, self._conn.publish_now):
-            self._sent_early = (item.seq, fut)
+        if ledger.rewind_from is None and not (self._early or self._closing or self.fatal):
+            self._early.send(item, self._window, self._conn.publish_now)
 
     async def _publish_barrier(self, item: StoredEvent) -> None:
-        early, self._sent_early = self._sent_early, None
-        if early is not None and early[0] == item.seq:
-            fut = early[1]
-        else:
+        fut = self._early.take(item.seq)
+        if fut is None:
             fut = asyncio.get_running_loop().create_future()
             if not await self._send(item, fut):
                 return
@@ -383,20 +356,7 @@ class Publisher:
             await self._fast.commit()
         await self._window.settle()
 
-    async def _classify_no_responders(self) -> None:
-        """Park the events whose subject no stream covers; the others are simply retried."""
-        checked: dict[str, bool] = {}
-        for item in self._window.take_suspects():
-            subject = item.event.subject
-            if subject not in checked:
-                checked[subject] = await self._conn.stream_covers(subject)
-            if not checked[subject]:
-                self._ledger.park(
-                    item, NoStreamError(f"no JetStream stream covers subject {subject!r}: run `cs nats setup`")
-                )
-
     # -- the connection's callbacks ----------------------------------------------------------------
-
     async def _on_connected(self, nc: Any) -> None:
         await self._window.attach(nc)
         self._fast = None
@@ -425,7 +385,9 @@ class Publisher:
         self._progress.set()
 
 
-class _Backoff:
+class Backoff:
+    """The delivery loop's pause before trying again: 50 ms, doubling, at most 2 s; reset by progress."""
+
     def __init__(self, first: float = 0.05, cap: float = 2.0) -> None:
         self.first, self.cap, self.current = first, cap, 0.0
 
