@@ -1,4 +1,5 @@
-"""Helpers for the ``cs dispatch`` tests: params documents, the Nomad environment, fakes on PATH, stream reads."""
+"""Helpers for the ``cs dispatch`` tests: params documents, the Nomad environment, fakes on PATH, stream reads,
+the recording backend's paths and answers, the step list it saw, a bare repository as params, canaries."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from typing import Any
 
 import nkeys
 
+from cloudstation.plugins.builtin.packs.schema import read_vars_file
+from tests.backend.recording_backend import RecordingBackend
 from tests.conftest import CsResult, CsRunner
-from tests.fakes.fakebin import FakeBin
+from tests.fakes.fakebin import FakeBin, Invocation
 from tests.natsserver import NatsServer
+from tests.sources.sources_testkit import make_bare_repo
 from tests.streamread import StoredMsg, read_stream
 
 # Canary secrets: none may appear in output, the stream, the outbox or a generated file (but where needed).
@@ -101,3 +105,56 @@ def task_env(cs: CsRunner, server: NatsServer, fake_bin: FakeBin, tmp_path: Path
         "CS_WORK_DIR": str(tmp_path / "work"),
         "NOMAD_ALLOC_DIR": str(tmp_path / "alloc"),
     }
+
+
+# -- the backend, steps, params and vars of the compatibility tests (test_dispatch_compat / _vault / _payload)
+
+RESULT = {"jobId": 42, "deploymentId": "dep-1", "serviceId": "svc-1", "teamId": "team-1", "ownerId": "owner-1"}
+STEP = "/api/local/deployment-step/update"
+DOMAIN = "/api/local/ask-domain"
+SERVICE = "/api/local/service-update/"
+
+
+def docker_steps(fake_bin: FakeBin) -> list[Invocation]:
+    """The fake docker's calls without the engine probe (``docker version``, tested in tests/plugins)."""
+    return [c for c in fake_bin.calls("docker") if c.args[:1] != ["version"]]
+
+
+def pack_vars(tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "work" / "state" / "plugins" / "nomad-pack" / "dispatch" / "app" / "vars.hcl"
+    return read_vars_file(path)
+
+
+def no_canary(*texts: str, extra: tuple[str, ...] = ()) -> None:
+    for text in texts:
+        for canary in (*CANARIES, NKEY_SEED, *extra):
+            assert canary not in text, canary
+
+
+def backend_ok(backend: RecordingBackend, domain: str = "web-abc") -> None:
+    backend.on(STEP, (200, {"success": True}))
+    backend.on(DOMAIN, (200, {"domain": domain}))
+    backend.on(SERVICE, (201, {"message": "updated!"}))
+
+
+def steps_seen(backend: RecordingBackend) -> list[tuple[str, str, str]]:
+    return [(r.body["deployment_type"], r.body["step"], r.body["status"]) for r in backend.requests if r.path == STEP]
+
+
+def completed(kind: str, *steps: str) -> list[tuple[str, str, str]]:
+    return [(kind, step, status) for step in steps for status in ("in_progress", "completed")]
+
+
+def repo_params(tmp_path: Path, files: dict[str, str], **params: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    make_bare_repo(tmp_path / "remote", "acme/web", {"main": files})
+    document = {
+        **IDENTITY,
+        "repository": "acme/web",
+        "branch": "main",
+        "gitPass": GIT_PASS,
+        "imageName": "web",
+        "imageTag": "v1",
+        "nomadToken": NOMAD_TOKEN,
+        **params,
+    }
+    return document, {"CS_GIT_BASE_URL": f"file://{tmp_path / 'remote'}"}

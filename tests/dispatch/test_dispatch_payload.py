@@ -11,17 +11,15 @@ from tests.dispatch.dispatch_kit import (
     ACCESS_TOKEN,
     NOMAD_TOKEN,
     all_text_under,
-    dispatch,
-    outcome_events,
-    stored,
-    task_env,
-)
-from tests.dispatch.original_kit import (
     backend_ok,
     completed,
+    dispatch,
     no_canary,
+    outcome_events,
     pack_vars,
     steps_seen,
+    stored,
+    task_env,
 )
 from tests.fakes import fakebin
 from tests.fakes.fakebin import FakeBin

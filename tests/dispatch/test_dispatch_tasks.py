@@ -21,10 +21,8 @@ from tests.backend.recording_backend import recording_backend
 from tests.conftest import CsRunner
 from tests.dispatch.dispatch_kit import (
     ACCESS_TOKEN,
-    CANARIES,
     GIT_PASS,
     IDENTITY,
-    NKEY_SEED,
     NOMAD_TOKEN,
     REGISTRY_PASSWORD,
     ROLE_ID,
@@ -34,6 +32,7 @@ from tests.dispatch.dispatch_kit import (
     b64,
     dispatch,
     log_text,
+    no_canary,
     outcome_events,
     stored,
     task_env,
@@ -66,12 +65,6 @@ def _check_vars_file(work: Path) -> dict[str, object]:
     assert hcl2.loads(path.read_text()) is not None  # python-hcl2 parses it
     assert vars_problems(values, PACK_VARIABLES) == []
     return values
-
-
-def _no_canary(*texts: str) -> None:
-    for text in texts:
-        for canary in (*CANARIES, NKEY_SEED):
-            assert canary not in text, canary
 
 
 def test_deploy_repository_end_to_end(
@@ -152,7 +145,7 @@ def test_deploy_repository_end_to_end(
     assert docker_login.stdin == REGISTRY_PASSWORD
     assert run.env["NOMAD_TOKEN"] == NOMAD_TOKEN and run.env["NOMAD_ADDR"] == "http://127.0.0.1:4646"
     for call in fake_bin.calls():
-        _no_canary(" ".join(call.argv), call.env.get("NOMAD_META_PARAMS", ""))
+        no_canary(" ".join(call.argv), call.env.get("NOMAD_META_PARAMS", ""))
 
     requests = [(r.method, r.path, r.body) for r in backend.requests]
     steps = [(b["deployment_type"], b["step"], b["status"]) for m, p, b in requests if p.endswith("/update")]
@@ -203,7 +196,7 @@ def test_deploy_repository_end_to_end(
     generated = [work / "cloudstation.hcl", work / "state"]
     texts = (res.stdout, res.stderr, *(m.data.decode() for m in msgs), all_text_under(tmp_path / "alloc"))
     for text in (*texts, *(all_text_under(p) if p.is_dir() else p.read_text() for p in generated)):
-        _no_canary(text)
+        no_canary(text)
         assert role.secret_id not in text and role.role_id not in text
 
 
@@ -227,7 +220,7 @@ def test_deploy_image_detects_ports_when_no_networks(
     values = _check_vars_file(tmp_path / "work")
     assert [(n["name"], n["port"]) for n in values["network"]] == [("443", 443), ("8080", 8080)]  # type: ignore[attr-defined]
     assert values["image"] == "nginx:1.27" and values["job_name"] == "web-job"
-    _no_canary(res.stdout, res.stderr, all_text_under(tmp_path / "work"))
+    no_canary(res.stdout, res.stderr, all_text_under(tmp_path / "work"))
 
 
 NASTY_FILE = 'key: "v" \\ ${HOME} %{ if x } $${y} {{ .Env }} [[ var ]]\nline 2\r\n\ttab é\n'
@@ -284,7 +277,7 @@ def test_deploy_image_carries_files_runtime_secrets_and_registry_into_the_pack(
     # an image deploy runs vaultLinkedSecrets' exports through /bin/sh -c (the pack's entrypoint)
     assert values["args"] == ["export DSN=pg://$USER@db;"] and "entrypoint" not in values
     assert values["image"] == "reg.example.com/team/web:1"
-    _no_canary(res.stdout, res.stderr, all_text_under(tmp_path / "work"))
+    no_canary(res.stdout, res.stderr, all_text_under(tmp_path / "work"))
 
 
 def test_destroy_job_pack_stops_each_job_and_reports_a_failure(
@@ -306,7 +299,7 @@ def test_destroy_job_pack_stops_each_job_and_reports_a_failure(
         ("http://n2:4646", NOMAD_TOKEN + "b"),
     ]
     assert outcome_events(stored(nats_server)) == [("job.destroyed", {"id": "svc-b", "reason": "pause_service"})]
-    _no_canary(res.stdout, res.stderr)
+    no_canary(res.stdout, res.stderr)
 
 
 def _tarball(member: tarfile.TarInfo, data: bytes = b"x") -> bytes:
@@ -440,7 +433,7 @@ def test_undelivered_events_stay_in_the_alloc_outbox_without_changing_the_exit_c
     assert (tmp_path / "alloc" / "cs").is_dir()
     pending = cs("events", "pending", env={**env, "CS_STATE_DIR": str(tmp_path / "alloc" / "cs")})
     assert "dep-1" in pending.stdout + pending.stderr
-    _no_canary(res.stdout, res.stderr)
+    no_canary(res.stdout, res.stderr)
 
 
 @pytest.mark.slow
@@ -461,4 +454,4 @@ def test_a_dead_backend_is_only_a_warning(cs: CsRunner, fake_bin: FakeBin, tmp_p
     assert res.returncode == 0, res.stderr
     assert "backend step update deploy/in_progress not recorded" in res.stderr
     assert "backend step update deploy/completed not recorded" in res.stderr
-    _no_canary(res.stdout, res.stderr)
+    no_canary(res.stdout, res.stderr)

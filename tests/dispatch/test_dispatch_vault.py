@@ -9,16 +9,14 @@ from pathlib import Path
 from tests.conftest import CsRunner
 from tests.dispatch.dispatch_kit import (
     dispatch,
-    log_text,
-    outcome_events,
-    stored,
-    task_env,
-)
-from tests.dispatch.original_kit import (
     docker_steps,
+    log_text,
     no_canary,
+    outcome_events,
     pack_vars,
     repo_params,
+    stored,
+    task_env,
 )
 from tests.fakes import fakebin
 from tests.fakes.fakebin import FakeBin

@@ -1,7 +1,7 @@
-"""``cs dispatch`` behaves as the original where a platform depends on it (issue 10), end to end from
-``NOMAD_META_*``: a real nats-server, real git, recording fakes for docker / nomad-pack / nomad and a
-recording backend that fails on demand. One section per numbered point of the issue; Vault (3) is in
-test_dispatch_vault.py, the production-shaped payload in test_dispatch_payload.py."""
+"""``cs dispatch`` keeps the Go worker's behaviour (Cloudstation-cli v2.0.1) where a platform depends on it,
+end to end from ``NOMAD_META_*``: a real nats-server, real git, recording fakes for docker / nomad-pack /
+nomad and a recording backend that fails on demand. One section per behaviour (issue 10's numbered
+points); Vault is in test_dispatch_vault.py, the production-shaped payload in test_dispatch_payload.py."""
 
 from __future__ import annotations
 
@@ -17,26 +17,24 @@ from tests.backend.recording_backend import recording_backend
 from tests.conftest import CsRunner
 from tests.dispatch.dispatch_kit import (
     ACCESS_TOKEN,
+    DOMAIN,
     IDENTITY,
     REGISTRY_PASSWORD,
-    dispatch,
-    log_text,
-    outcome_events,
-    stored,
-    task_env,
-)
-from tests.dispatch.original_kit import (
-    DOMAIN,
     RESULT,
     SERVICE,
     STEP,
     backend_ok,
     completed,
+    dispatch,
     docker_steps,
+    log_text,
     no_canary,
+    outcome_events,
     pack_vars,
     repo_params,
     steps_seen,
+    stored,
+    task_env,
 )
 from tests.fakes import fakebin
 from tests.fakes.fakebin import FakeBin, Rule, image_inspect_json
