@@ -34,6 +34,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = (), *, min_length: int = MIN_SECRET_LEN) -> None:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._longest = 0
+        self._spans_lines = False
         self._min_length = max(1, min_length)
         self.add(*secrets)
 
@@ -50,16 +52,18 @@ class Redactor:
             # Longest first, so a secret that contains another is masked whole.
             ordered = sorted(self._secrets, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+            self._longest = len(ordered[0])
+            self._spans_lines = any("\n" in s for s in ordered)
 
     @property
     def spans_lines(self) -> bool:
         """Whether a secret contains a line break (then text must be redacted line by line)."""
-        return any("\n" in s for s in self._secrets)
+        return self._spans_lines
 
     @property
     def longest(self) -> int:
         """Length of the longest secret (0 when there is none)."""
-        return max((len(s) for s in self._secrets), default=0)
+        return self._longest
 
     def __bool__(self) -> bool:
         return self._pattern is not None
